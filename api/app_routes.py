@@ -1,0 +1,34 @@
+"""Routes the mobile app calls. Each handler: authenticate, parse, one service call, respond.
+
+Heavy modules (pydantic models, phonenumbers, twilio.rest) are imported inside the handlers
+so that a cold start serving only /api/twiml never pays for them.
+"""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from api.auth import authenticate
+from api.http import answers_problems, json_response, parse_json
+
+bp = func.Blueprint()
+
+
+@bp.route(route="sendSms", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@answers_problems
+def send_sms(req: func.HttpRequest) -> func.HttpResponse:
+    from api import messaging, models
+
+    caller = authenticate(req)
+    request = parse_json(req, models.SendSmsRequest)
+    return json_response(messaging.send_sms(caller, request), status=201)
+
+
+@bp.route(route="makeCall", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@answers_problems
+def make_call(req: func.HttpRequest) -> func.HttpResponse:
+    from api import messaging, models
+
+    caller = authenticate(req)
+    request = parse_json(req, models.MakeCallRequest)
+    return json_response(messaging.make_call(caller, request), status=201)

@@ -1,0 +1,60 @@
+"""Sealed call flows: TwiML parameters that travel in a URL, unreadable and unalterable.
+
+makeCall seals the Twimlets parameters of the call, the caller's id and an expiry with
+AES-GCM under AHOY_FLOW_KEY; /api/twiml opens the seal. A URL therefore carries no message
+text and no number, and nobody without the key can make or change one.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import time
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+_CONTEXT = b"ahoy-flow-v1"
+_NONCE_BYTES = 12
+
+
+class FlowRejected(Exception):
+    """The sealed flow is expired, altered, or was sealed under another key."""
+
+
+@dataclass(frozen=True)
+class Flow:
+    """An opened flow: Twimlets parameters in order, who asked for it, and when it expires."""
+
+    params: tuple[tuple[str, str], ...]
+    caller: str
+    expires_at: int
+
+
+def seal(params: list[tuple[str, str]], *, caller: str, ttl_seconds: int, key: bytes) -> str:
+    payload = json.dumps(
+        {"p": params, "c": caller, "x": int(time.time()) + ttl_seconds}, separators=(",", ":")
+    ).encode()
+    nonce = os.urandom(_NONCE_BYTES)
+    sealed = AESGCM(key).encrypt(nonce, payload, _CONTEXT)
+    return base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode()
+
+
+def open_flow(token: str, *, key: bytes, now: float | None = None) -> Flow:
+    """Open a sealed flow, or raise FlowRejected without saying more than that."""
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        payload = json.loads(AESGCM(key).decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], _CONTEXT))
+        flow = Flow(
+            params=tuple((str(name), str(value)) for name, value in payload["p"]),
+            caller=str(payload["c"]),
+            expires_at=int(payload["x"]),
+        )
+    except (binascii.Error, ValueError, InvalidTag, KeyError, TypeError) as exc:
+        raise FlowRejected("altered or foreign") from exc
+    if flow.expires_at < (time.time() if now is None else now):
+        raise FlowRejected("expired")
+    return flow

@@ -1,0 +1,77 @@
+"""The app-facing HTTP contract as pydantic models: requests are strict, bodies camelCase."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from api.phone import parse_e164
+
+
+def _https_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname:
+        raise ValueError("must be an https URL")
+    return value
+
+
+PhoneNumber = Annotated[
+    str,
+    Field(max_length=16, examples=["+14155550100"], description="Strict E.164."),
+    AfterValidator(parse_e164),
+]
+HttpsUrl = Annotated[str, Field(max_length=2048), AfterValidator(_https_url)]
+
+
+class _Contract(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=False, extra="forbid", frozen=True
+    )
+
+
+class SendSmsRequest(_Contract):
+    """POST /api/sendSms."""
+
+    to: PhoneNumber
+    body: Annotated[str, Field(min_length=1, max_length=1600)]
+    from_: Annotated[PhoneNumber | None, Field(alias="from")] = None
+    media_url: Annotated[list[HttpsUrl], Field(max_length=10)] = []
+
+
+class MakeCallRequest(_Contract):
+    """POST /api/makeCall: either `message` and/or `audioUrl`, or a TwiML `url`."""
+
+    to: PhoneNumber
+    message: Annotated[str | None, Field(min_length=1, max_length=1000)] = None
+    audio_url: HttpsUrl | None = None
+    voice: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = None
+    language: Annotated[str | None, Field(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}$")] = (
+        None
+    )
+    loop: Annotated[int, Field(ge=1, le=10)] = 1
+    url: HttpsUrl | None = None
+
+    @model_validator(mode="after")
+    def _one_source_of_twiml(self) -> MakeCallRequest:
+        speaks = self.message is not None or self.audio_url is not None
+        if speaks == (self.url is not None):
+            raise ValueError("give either message and/or audioUrl, or url")
+        if self.url is not None and (self.voice or self.language or self.loop != 1):
+            raise ValueError("voice, language and loop apply to message, not to url")
+        return self
+
+
+class Resource(BaseModel):
+    """What Ahoy answers about a message or call it asked Twilio to create."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+    sid: str
+    status: str
+    to: str
+    from_: Annotated[str | None, Field(alias="from")]
+    date_created: datetime | None

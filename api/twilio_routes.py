@@ -1,0 +1,19 @@
+"""Routes Twilio calls during a call. Kept light: a cold start here races Twilio's 15 s limit."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlsplit
+
+import azure.functions as func
+
+from api.call_flows import render_twiml
+from api.http import answers_problems
+
+bp = func.Blueprint()
+
+
+@bp.route(route="twiml", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@answers_problems
+def twiml(req: func.HttpRequest) -> func.HttpResponse:
+    query = parse_qsl(urlsplit(req.url).query, keep_blank_values=True)
+    return func.HttpResponse(render_twiml(query), mimetype="text/xml")

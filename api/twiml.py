@@ -1,0 +1,107 @@
+"""TwiML for calls, built only with twilio's VoiceResponse (it escapes markup; we never write XML).
+
+Flows use the parameter names of Twilio's "message" Twimlet: `Message[0]`, `Message[1]`, …
+(each text is spoken, each https URL is played), `Voice`, `Language` and `Loop`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from twilio.twiml.voice_response import VoiceResponse
+
+# What XML 1.0 cannot carry (VoiceResponse would write it anyway), plus DEL.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+_INDEXED = re.compile(r"^Message\[(\d{1,2})\]$")
+_VOICE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}$")
+MAX_ITEM_CHARS = 1000
+MAX_ITEMS = 20
+
+
+class InvalidFlow(ValueError):
+    """The flow's parameters cannot be rendered; the reason is safe to log."""
+
+
+@dataclass(frozen=True)
+class MessageFlow:
+    """What a "message" flow says or plays, in order."""
+
+    items: tuple[str, ...]
+    voice: str | None = None
+    language: str | None = None
+    loop: int = 1
+
+
+def message_params(
+    items: Iterable[str], *, voice: str | None, language: str | None, loop: int
+) -> list[tuple[str, str]]:
+    """The Twimlets parameters of a message flow (what makeCall seals)."""
+    params = [(f"Message[{index}]", item) for index, item in enumerate(items)]
+    params += [(name, value) for name, value in (("Voice", voice), ("Language", language)) if value]
+    if loop != 1:
+        params.append(("Loop", str(loop)))
+    return params
+
+
+def parse_message_flow(params: Iterable[tuple[str, str]]) -> MessageFlow:
+    """Read Twimlets "message" parameters; unknown names are ignored, as Twimlets does."""
+    indexed: dict[int, str] = {}
+    voice = language = None
+    loop = 1
+    for name, value in params:
+        match = _INDEXED.match(name)
+        if match:
+            indexed[int(match.group(1))] = value
+        elif name == "Message":
+            indexed.setdefault(0, value)
+        elif name == "Voice":
+            if not _VOICE.match(value):
+                raise InvalidFlow("Voice is not a voice name")
+            voice = value
+        elif name == "Language":
+            if not _LANGUAGE.match(value):
+                raise InvalidFlow("Language is not a language tag")
+            language = value
+        elif name == "Loop":
+            if not value.isdigit() or not 1 <= int(value) <= 10:
+                raise InvalidFlow("Loop must be 1 to 10")
+            loop = int(value)
+    items = tuple(clean_text(indexed[i]) for i in sorted(indexed))
+    if len(items) > MAX_ITEMS or any(len(item) > MAX_ITEM_CHARS for item in items):
+        raise InvalidFlow("too many or too long Message items")
+    return MessageFlow(tuple(item for item in items if item), voice, language, loop)
+
+
+def build_message_twiml(flow: MessageFlow) -> str:
+    response = VoiceResponse()
+    for item in flow.items:
+        if item.startswith("https://"):
+            response.play(item)
+        else:
+            response.say(item, voice=flow.voice, language=flow.language, loop=_loop(flow.loop))
+    return str(response.to_xml())
+
+
+def build_hangup_twiml() -> str:
+    response = VoiceResponse()
+    response.hangup()
+    return str(response.to_xml())
+
+
+def build_apology_twiml() -> str:
+    """Spoken instead of Twilio's own "application error" when a flow cannot be rendered."""
+    response = VoiceResponse()
+    response.say("Sorry, this call cannot be completed. Goodbye.")
+    response.hangup()
+    return str(response.to_xml())
+
+
+def clean_text(text: str) -> str:
+    return _NOT_XML.sub("", text).strip()
+
+
+def _loop(loop: int) -> int | None:
+    return loop if loop != 1 else None

@@ -1,0 +1,10 @@
+"""The Azure Functions app: registrations only. Every function lives in a blueprint under api/."""
+
+import azure.functions as func
+
+from api import app_routes, twilio_routes, warmup
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+app.register_functions(app_routes.bp)
+app.register_functions(twilio_routes.bp)
+app.register_functions(warmup.bp)

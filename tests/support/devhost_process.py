@@ -1,0 +1,77 @@
+"""Start Ahoy under its local host in a child process, on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+FUNCTION_KEY = "test-function-key-0123456789"
+MASTER_KEY = "test-master-key-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class DevHost:
+    """`python -m devhost` with exactly the settings given (no local.settings.json)."""
+
+    def __init__(self, settings: Mapping[str, str], tmp: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "AHOY_"))}
+        env.update(settings)
+        env.update(DEVHOST_FUNCTION_KEY=FUNCTION_KEY, DEVHOST_MASTER_KEY=MASTER_KEY)
+        self.log = (tmp / f"devhost-{self.port}.log").open("w+")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "devhost",
+                "--port",
+                str(self.port),
+                "--root",
+                str(ROOT),
+                "--settings",
+                str(tmp / "absent.json"),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"devhost exited:\n{self.output()}")
+            try:
+                requests.get(self.url, timeout=1)
+                return
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError(f"devhost did not start:\n{self.output()}")
+
+    def output(self) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()

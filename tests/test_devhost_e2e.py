@@ -1,0 +1,136 @@
+"""End to end over real HTTP: Ahoy served by its local host, Twilio by a loopback stand-in."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import BASE_SETTINGS, FROM_NUMBER
+from tests.support.devhost_process import FUNCTION_KEY, MASTER_KEY, ROOT, DevHost
+from tests.support.twilio_standin import TwilioStandIn
+
+KEY = {"x-functions-key": FUNCTION_KEY}
+
+
+@pytest.fixture(scope="module")
+def standin() -> Iterator[TwilioStandIn]:
+    with TwilioStandIn() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def host(standin: TwilioStandIn, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    settings = {**BASE_SETTINGS, "TWILIO_API_BASE_URL": standin.url}
+    devhost = DevHost(settings, tmp_path_factory.mktemp("devhost"))
+    try:
+        devhost.wait_ready()
+        yield devhost.url
+    finally:
+        devhost.stop()
+
+
+def test_send_sms_round_trip(host: str, standin: TwilioStandIn) -> None:
+    before = len(standin.requests)
+    response = requests.post(
+        f"{host}/api/sendSms",
+        json={"to": "+14155551234", "body": "ahoy hoy"},
+        headers=KEY,
+        timeout=10,
+    )
+    assert response.status_code == 201
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.json()["sid"].startswith("SM")
+    assert response.json()["from"] == FROM_NUMBER
+    sent = standin.requests[before]
+    assert sent.path.endswith("/Messages.json")
+    assert sent.form == {"To": ["+14155551234"], "From": [FROM_NUMBER], "Body": ["ahoy hoy"]}
+
+
+def test_the_key_is_accepted_in_the_code_query_parameter(host: str) -> None:
+    response = requests.post(
+        f"{host}/api/makeCall?code={FUNCTION_KEY}",
+        json={"to": "+14155551234", "message": "hi"},
+        timeout=10,
+    )
+    assert response.status_code == 201
+
+
+def test_the_master_key_opens_function_routes(host: str) -> None:
+    response = requests.post(
+        f"{host}/api/sendSms",
+        json={"to": "+14155551234", "body": "hi"},
+        headers={"x-functions-key": MASTER_KEY},
+        timeout=10,
+    )
+    assert response.status_code == 201
+
+
+@pytest.mark.parametrize("headers", [{}, {"x-functions-key": "wrong"}])
+def test_without_a_valid_key_the_host_answers_401_and_nothing_is_sent(
+    host: str, standin: TwilioStandIn, headers: dict[str, str]
+) -> None:
+    before = len(standin.requests)
+    response = requests.post(
+        f"{host}/api/sendSms",
+        json={"to": "+14155551234", "body": "hi"},
+        headers=headers,
+        timeout=10,
+    )
+    assert response.status_code == 401
+    assert response.content == b""
+    assert len(standin.requests) == before
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/api/sendSms"), ("PUT", "/api/twiml"), ("POST", "/api/nope"), ("GET", "/sendSms")],
+)
+def test_unknown_routes_and_methods_are_404(host: str, method: str, path: str) -> None:
+    assert requests.request(method, f"{host}{path}", headers=KEY, timeout=10).status_code == 404
+
+
+def test_routes_match_case_insensitively_as_in_azure(host: str) -> None:
+    response = requests.post(
+        f"{host}/API/SENDSMS", json={"to": "+14155551234", "body": "hi"}, headers=KEY, timeout=10
+    )
+    assert response.status_code == 201
+
+
+def test_twiml_is_anonymous_and_xml(host: str) -> None:
+    response = requests.get(f"{host}/api/twiml?Message[0]=Hello%20World&Voice=woman", timeout=10)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/xml")
+    assert response.text.endswith('<Response><Say voice="woman">Hello World</Say></Response>')
+
+
+def test_problems_cross_the_wire_as_problem_json(host: str) -> None:
+    response = requests.post(
+        f"{host}/api/sendSms",
+        data="not json",
+        headers={**KEY, "Content-Type": "text/plain"},
+        timeout=10,
+    )
+    assert response.status_code == 415
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["status"] == 415
+
+
+def test_the_host_refuses_to_start_naming_a_missing_setting(tmp_path: Path) -> None:
+    settings = {k: v for k, v in BASE_SETTINGS.items() if k != "AHOY_FLOW_KEY"}
+    env = {"PATH": "/usr/bin:/bin", **settings}
+    result = subprocess.run(
+        [sys.executable, "-m", "devhost", "--port", "0", "--settings", str(tmp_path / "x.json")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode != 0
+    assert "AHOY_FLOW_KEY" in result.stdout + result.stderr
+    assert BASE_SETTINGS["TWILIO_AUTH_TOKEN"] not in result.stdout + result.stderr

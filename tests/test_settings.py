@@ -1,0 +1,89 @@
+"""App settings: read once, every bad one named, no value ever shown."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from api.app_routes import send_sms
+from api.errors import ConfigurationError
+from api.settings import Settings, get_settings
+from api.twilio_routes import twiml
+from tests.conftest import AUTH_TOKEN, BASE_SETTINGS, problem, request
+
+
+def test_base_settings_load() -> None:
+    settings = Settings.from_environ(BASE_SETTINGS)
+    assert settings.public_host == "ahoy.example.net"
+    assert settings.flow_ttl_seconds == 900
+    assert len(settings.flow_key.get()) == 32
+
+
+def test_every_missing_setting_is_named_at_once() -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_environ({"TWILIO_ACCOUNT_SID": BASE_SETTINGS["TWILIO_ACCOUNT_SID"]})
+    assert raised.value.settings == [
+        "AHOY_FLOW_KEY",
+        "PUBLIC_BASE_URL",
+        "TWILIO_AUTH_TOKEN",
+        "TWILIO_FROM_NUMBER",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("TWILIO_ACCOUNT_SID", "not-a-sid"),
+        ("TWILIO_FROM_NUMBER", "4155550100"),
+        ("PUBLIC_BASE_URL", "ftp://example.net"),
+        ("AHOY_FLOW_KEY", "dG9vIHNob3J0"),
+        ("AHOY_FLOW_KEY", "not base64 at all!"),
+        ("FLOW_TTL_SECONDS", "forever"),
+        ("TWILIO_API_BASE_URL", "nowhere"),
+        ("TWILIO_AUTH_TOKEN", "@Microsoft.KeyVault(SecretUri=https://vault.example/secrets/x)"),
+    ],
+)
+def test_invalid_values_are_named(name: str, value: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_environ({**BASE_SETTINGS, name: value})
+    assert raised.value.settings == [name]
+    assert value not in str(raised.value)
+
+
+def test_an_api_key_needs_its_secret() -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_environ({**BASE_SETTINGS, "TWILIO_API_KEY_SID": "SK" + "0" * 32})
+    assert raised.value.settings == ["TWILIO_API_KEY_SECRET", "TWILIO_API_KEY_SID"]
+
+
+def test_secrets_do_not_show_in_reprs() -> None:
+    settings = Settings.from_environ(BASE_SETTINGS)
+    assert AUTH_TOKEN not in repr(settings)
+    assert BASE_SETTINGS["AHOY_FLOW_KEY"] not in repr(settings)
+
+
+def test_settings_are_built_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    first = get_settings()
+    monkeypatch.setenv("FLOW_TTL_SECONDS", "120")
+    assert get_settings() is first
+
+
+def test_a_missing_setting_answers_500_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TWILIO_FROM_NUMBER")
+    response = send_sms(
+        request("POST", "/api/sendSms", json_body={"to": "+14155551234", "body": "hi"})
+    )
+    assert response.status_code == 500
+    body = problem(response)
+    assert body["settings"] == ["TWILIO_FROM_NUMBER"]
+    assert "TWILIO_FROM_NUMBER" in body["detail"]
+    assert AUTH_TOKEN not in json.dumps(body)
+
+
+def test_twiml_with_a_missing_setting_is_500_not_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AHOY_FLOW_KEY", "@Microsoft.KeyVault(VaultName=v;SecretName=s)")
+    response = twiml(request("GET", "/api/twiml?flow=abc"))
+    assert response.status_code == 500
+    assert problem(response)["settings"] == ["AHOY_FLOW_KEY"]
+    assert "VaultName" not in response.get_body().decode()
