@@ -32,3 +32,10 @@ def make_call(req: func.HttpRequest) -> func.HttpResponse:
     caller = authenticate(req)
     request = parse_json(req, models.MakeCallRequest)
     return json_response(messaging.make_call(caller, request), status=201)
+
+
+@bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def openapi(req: func.HttpRequest) -> func.HttpResponse:
+    from api.openapi import openapi_document
+
+    return json_response(openapi_document())

@@ -1,21 +1,166 @@
-"""Who is calling the app-facing endpoints."""
+"""Who is calling the app-facing endpoints (CALLER_AUTH), on top of the host's function key.
+
+- `easyauth` (default): App Service Authentication has signed the user in; its headers are
+  trusted only when WEBSITE_AUTH_ENABLED is true (otherwise anyone could send them).
+- `jwt`: an OIDC bearer token checked here with PyJWT against the issuer's JWKS.
+- `key`: the function key alone, like Mobile Services' "application" level: every key
+  holder is one and the same caller.
+DEV_PRINCIPAL (local host on loopback only, see settings) replaces all of them.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import base64
+import binascii
+import json
+import logging
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 
+from api.errors import NotAuthenticated, ServiceUnavailable
+from api.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    import jwt
+
+log = logging.getLogger("ahoy.auth")
+
 KEY_CALLER_ID = "function-key"
+JWT_ALGORITHMS = ["RS256", "ES256"]  # pinned: never taken from the token
+JWT_LEEWAY_SECONDS = 30
+JWKS_REFETCH_SECONDS = 60
+_INVALID_BEARER_CHALLENGE = 'Bearer error="invalid_token"'
 
 
 @dataclass(frozen=True)
 class Caller:
-    """An authenticated caller: `id` is stable across sessions (limits and ownership use it)."""
+    """An authenticated caller: `id` is stable (limits, ownership and idempotency use it)."""
 
     id: str
+    roles: frozenset[str] = field(default_factory=frozenset)
 
 
 def authenticate(req: func.HttpRequest) -> Caller:
-    """The Functions host has already checked the function key; every key holder is one caller."""
-    return Caller(KEY_CALLER_ID)
+    """The caller of an app-facing request, or NotAuthenticated (401)."""
+    settings = get_settings()
+    if settings.dev_principal is not None:
+        return Caller(settings.dev_principal, frozenset({"admin"}))
+    if settings.caller_auth == "key":
+        return Caller(KEY_CALLER_ID)
+    if settings.caller_auth == "jwt":
+        return _from_bearer_token(req, settings)
+    return _from_easy_auth(req, settings)
+
+
+def warn_about_key_mode() -> None:
+    if get_settings().caller_auth == "key":
+        log.warning(
+            "CALLER_AUTH=key: the function key is not a user identity; every key holder "
+            "shares one caller id, one set of limits and one ledger"
+        )
+
+
+def _from_easy_auth(req: func.HttpRequest, settings: Settings) -> Caller:
+    if not settings.easy_auth_enabled:
+        raise NotAuthenticated("App Service Authentication is not enabled for this app.")
+    principal_id = req.headers.get("x-ms-client-principal-id", "").strip()
+    if not principal_id:
+        raise NotAuthenticated("Sign in first.")
+    return Caller(principal_id, _easy_auth_roles(req.headers.get("x-ms-client-principal")))
+
+
+def _easy_auth_roles(encoded: str | None) -> frozenset[str]:
+    if not encoded:
+        return frozenset()
+    try:
+        principal = json.loads(base64.b64decode(encoded))
+        role_type = principal.get("role_typ") or "roles"
+        return frozenset(
+            str(claim["val"])
+            for claim in principal.get("claims", [])
+            if claim.get("typ") in (role_type, "roles")
+        )
+    except (binascii.Error, ValueError, AttributeError, KeyError, TypeError):
+        return frozenset()
+
+
+def _from_bearer_token(req: func.HttpRequest, settings: Settings) -> Caller:
+    import jwt
+
+    scheme, _, token = req.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NotAuthenticated(
+            "Send an OIDC access token as a Bearer token.", www_authenticate="Bearer"
+        )
+    try:
+        header = jwt.get_unverified_header(token.strip())
+        key = _jwks(settings).key_for(str(header.get("kid", "")))
+        claims: dict[str, Any] = jwt.decode(
+            token.strip(),
+            key=key,
+            algorithms=JWT_ALGORITHMS,
+            audience=settings.oidc_audience,
+            issuer=settings.oidc_issuer,
+            leeway=JWT_LEEWAY_SECONDS,
+            options={"require": ["exp", "iss", "aud", "sub"]},
+        )
+    except jwt.PyJWTError:
+        raise NotAuthenticated(
+            "The bearer token is invalid or expired.", www_authenticate=_INVALID_BEARER_CHALLENGE
+        ) from None
+    roles = claims.get("roles", [])
+    return Caller(
+        str(claims["sub"]), frozenset(map(str, roles)) if isinstance(roles, list) else frozenset()
+    )
+
+
+class Jwks:
+    """The issuer's signing keys: cached, refetched on an unknown kid at most once a minute."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def key_for(self, kid: str) -> jwt.PyJWK:
+        import jwt
+
+        with self._lock:
+            if (
+                kid not in self._keys
+                and time.monotonic() - self._fetched_at >= JWKS_REFETCH_SECONDS
+            ):
+                self._keys = self._fetch()
+                self._fetched_at = time.monotonic()
+            if kid not in self._keys:
+                raise jwt.InvalidKeyError("unknown key id")
+            return self._keys[kid]
+
+    def _fetch(self) -> dict[str, jwt.PyJWK]:
+        import jwt
+
+        try:
+            with urllib.request.urlopen(self.url, timeout=5) as response:  # noqa: S310  # https from settings
+                keyset = jwt.PyJWKSet.from_dict(json.load(response))
+        except (OSError, ValueError, jwt.PyJWKSetError) as exc:
+            log.error("could not fetch the issuer's JWKS (%s)", type(exc).__name__)
+            raise ServiceUnavailable(
+                "The identity provider's keys are unavailable.", retry_after=30
+            ) from None
+        return {key.key_id: key for key in keyset.keys if key.key_id}
+
+
+_jwks_by_url: dict[str, Jwks] = {}
+
+
+def _jwks(settings: Settings) -> Jwks:
+    url = settings.oidc_jwks_url or ""
+    if url not in _jwks_by_url:
+        _jwks_by_url[url] = Jwks(url)
+    return _jwks_by_url[url]

@@ -9,7 +9,7 @@ from api import flows
 from api.auth import Caller
 from api.errors import FieldError, ValidationFailed
 from api.models import MakeCallRequest, Resource, SendSmsRequest
-from api.phone import mask
+from api.phone import DestinationPolicy, mask
 from api.settings import Settings, get_settings
 from api.twilio_service import Created, get_twilio_service
 from api.twiml import message_params
@@ -23,6 +23,7 @@ def send_sms(caller: Caller, request: SendSmsRequest) -> Resource:
         raise ValidationFailed(
             [FieldError("from", "must be this app's number (TWILIO_FROM_NUMBER) or left out")]
         )
+    DestinationPolicy.from_settings(settings).check(request.to)
     service_sid = settings.twilio_messaging_service_sid if request.from_ is None else None
     created = get_twilio_service().send_sms(
         to=request.to,
@@ -37,6 +38,7 @@ def send_sms(caller: Caller, request: SendSmsRequest) -> Resource:
 
 def make_call(caller: Caller, request: MakeCallRequest) -> Resource:
     settings = get_settings()
+    DestinationPolicy.from_settings(settings).check(request.to)
     if request.url is not None:
         url = _allowed_twiml_url(request.url, settings)
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import datetime
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -19,12 +20,33 @@ def _https_url(value: str) -> str:
     return value
 
 
+def _public_https_url(value: str) -> str:
+    """An https URL Twilio may fetch media from: a public DNS name, no credentials in it."""
+    parts = urlsplit(_https_url(value))
+    host = parts.hostname or ""
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not carry a user name or password")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        raise ValueError("must name a host, not an IP address")
+    if "." not in host or host == "localhost" or host.endswith(_PRIVATE_SUFFIXES):
+        raise ValueError("must name a public host")
+    return value
+
+
+_PRIVATE_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home.arpa")
+
+
 PhoneNumber = Annotated[
     str,
     Field(max_length=16, examples=["+14155550100"], description="Strict E.164."),
     AfterValidator(parse_e164),
 ]
 HttpsUrl = Annotated[str, Field(max_length=2048), AfterValidator(_https_url)]
+MediaUrl = Annotated[str, Field(max_length=2048), AfterValidator(_public_https_url)]
 
 
 class _Contract(BaseModel):
@@ -39,7 +61,7 @@ class SendSmsRequest(_Contract):
     to: PhoneNumber
     body: Annotated[str, Field(min_length=1, max_length=1600)]
     from_: Annotated[PhoneNumber | None, Field(alias="from")] = None
-    media_url: Annotated[list[HttpsUrl], Field(max_length=10)] = []
+    media_url: Annotated[list[MediaUrl], Field(max_length=10)] = []
 
 
 class MakeCallRequest(_Contract):
@@ -47,7 +69,7 @@ class MakeCallRequest(_Contract):
 
     to: PhoneNumber
     message: Annotated[str | None, Field(min_length=1, max_length=1000)] = None
-    audio_url: HttpsUrl | None = None
+    audio_url: MediaUrl | None = None
     voice: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = None
     language: Annotated[str | None, Field(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}$")] = (
         None
@@ -75,3 +97,22 @@ class Resource(BaseModel):
     to: str
     from_: Annotated[str | None, Field(alias="from")]
     date_created: datetime | None
+
+
+class ProblemFieldError(BaseModel):
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, as every Ahoy error is answered (see api/http.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[ProblemFieldError] | None = None
+    twilioCode: int | None = None  # the wire name
+    settings: list[str] | None = None

@@ -1,10 +1,53 @@
-"""Phone numbers: strict E.164 parsing and masking for logs."""
+"""Phone numbers: strict E.164 parsing, the destination policy, and masking for logs."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import phonenumbers
 
-from api.settings import E164
+from api.errors import DestinationNotPermitted
+from api.settings import E164, Settings
+
+TWILIO_TEST_NUMBER_PREFIX = "+1500555"
+
+
+@dataclass(frozen=True)
+class DestinationPolicy:
+    """Where calls and messages may go: ALLOWED_COUNTRIES x ALLOWED_NUMBER_TYPES.
+
+    Applied to every number Ahoy dials or texts, after the format checks. Twilio's magic test
+    numbers (+1500555xxxx) pass only in sandbox mode.
+    """
+
+    countries: frozenset[str]
+    number_types: frozenset[str]
+    allow_test_numbers: bool
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DestinationPolicy:
+        return cls(settings.allowed_countries, settings.allowed_number_types, settings.sandbox)
+
+    def check(self, number: str) -> None:
+        """Raise DestinationNotPermitted (403) unless `number` (strict E.164) may be reached."""
+        if number.startswith(TWILIO_TEST_NUMBER_PREFIX):
+            if self.allow_test_numbers:
+                return
+            raise DestinationNotPermitted("Twilio test numbers are allowed in sandbox mode only.")
+        parsed = phonenumbers.parse(number)
+        region = phonenumbers.region_code_for_number(parsed) or "unknown"
+        if region not in self.countries:
+            raise DestinationNotPermitted(f"Destinations in region {region} are not permitted.")
+        kind = _NUMBER_TYPE_NAMES.get(phonenumbers.number_type(parsed), "UNKNOWN")
+        if kind not in self.number_types:
+            raise DestinationNotPermitted(f"{kind} numbers are not permitted as destinations.")
+
+
+_NUMBER_TYPE_NAMES = {
+    getattr(phonenumbers.PhoneNumberType, name): name
+    for name in dir(phonenumbers.PhoneNumberType)
+    if name.isupper()
+}
 
 
 def parse_e164(value: str) -> str:

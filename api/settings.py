@@ -20,6 +20,27 @@ from api.errors import ConfigurationError
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 KEY_VAULT_REFERENCE = "@Microsoft.KeyVault("
+CALLER_AUTH_MODES = ("easyauth", "jwt", "key")
+NUMBER_TYPES = frozenset(
+    {
+        "FIXED_LINE",
+        "MOBILE",
+        "FIXED_LINE_OR_MOBILE",
+        "TOLL_FREE",
+        "PREMIUM_RATE",
+        "SHARED_COST",
+        "VOIP",
+        "PERSONAL_NUMBER",
+        "PAGER",
+        "UAN",
+        "VOICEMAIL",
+        "UNKNOWN",
+    }
+)
+# Ahoy's local host sets this to its bind address; Azure sets WEBSITE_INSTANCE_ID.
+LOCAL_HOST_BIND = "DEVHOST_BIND"
+AZURE_MARKERS = ("WEBSITE_INSTANCE_ID", "WEBSITE_SITE_NAME")
+LOOPBACK_HOSTS = ("127.", "[::1]", "::1", "localhost")
 
 T = TypeVar("T")
 V = TypeVar("V", str, bytes)
@@ -58,6 +79,17 @@ class Settings:
     flow_key: Secret[bytes]
     flow_ttl_seconds: int
     allowed_twiml_hosts: frozenset[str]
+    caller_auth: str
+    easy_auth_enabled: bool
+    oidc_issuer: str | None
+    oidc_audience: str | None
+    oidc_jwks_url: str | None
+    dev_principal: str | None
+    validate_signatures: bool
+    twilio_auth_token_secondary: Secret[str] | None
+    allowed_countries: frozenset[str]
+    allowed_number_types: frozenset[str]
+    sandbox: bool
 
     @property
     def public_host(self) -> str:
@@ -81,12 +113,43 @@ class Settings:
             flow_key=reader.required("AHOY_FLOW_KEY", _flow_key),
             flow_ttl_seconds=reader.optional("FLOW_TTL_SECONDS", _int_between(60, 86_400)) or 900,
             allowed_twiml_hosts=reader.optional("ALLOWED_TWIML_HOSTS", _host_list) or frozenset(),
+            caller_auth=reader.optional("CALLER_AUTH", _one_of(CALLER_AUTH_MODES)) or "easyauth",
+            easy_auth_enabled=reader.optional("WEBSITE_AUTH_ENABLED", _boolean) is True,
+            oidc_issuer=reader.optional("OIDC_ISSUER", str),
+            oidc_audience=reader.optional("OIDC_AUDIENCE", str),
+            oidc_jwks_url=reader.optional("OIDC_JWKS_URL", _origin_and_path),
+            dev_principal=reader.optional("DEV_PRINCIPAL", str),
+            validate_signatures=reader.optional("TWILIO_VALIDATE_SIGNATURES", _boolean)
+            is not False,
+            twilio_auth_token_secondary=reader.optional("TWILIO_AUTH_TOKEN_SECONDARY", Secret[str]),
+            allowed_countries=reader.optional("ALLOWED_COUNTRIES", _upper_list)
+            or frozenset({"US", "CA"}),
+            allowed_number_types=reader.optional("ALLOWED_NUMBER_TYPES", _number_types)
+            or frozenset({"MOBILE", "FIXED_LINE", "FIXED_LINE_OR_MOBILE"}),
+            sandbox=reader.optional("TWILIO_SANDBOX", _boolean) is True,
         )
         if (settings.twilio_api_key_sid is None) != (settings.twilio_api_key_secret is None):
             reader.bad.extend(["TWILIO_API_KEY_SID", "TWILIO_API_KEY_SECRET"])
+        if settings.caller_auth == "jwt":
+            for name in ("OIDC_ISSUER", "OIDC_AUDIENCE", "OIDC_JWKS_URL"):
+                reader.required(name, str)
+        if not served_by_local_host(env):
+            # Development switches open doors: anywhere but the local host they are an error.
+            if settings.dev_principal is not None:
+                reader.bad.append("DEV_PRINCIPAL")
+            if not settings.validate_signatures:
+                reader.bad.append("TWILIO_VALIDATE_SIGNATURES")
         if reader.bad:
             raise ConfigurationError.missing(sorted(set(reader.bad)))
         return settings
+
+
+def served_by_local_host(env: Mapping[str, str]) -> bool:
+    """True only under Ahoy's local host bound to loopback, and never on Azure."""
+    bind = env.get(LOCAL_HOST_BIND, "")
+    if not bind or any(env.get(marker) for marker in AZURE_MARKERS):
+        return False
+    return bind.startswith(LOOPBACK_HOSTS)
 
 
 @lru_cache(maxsize=1)
@@ -141,9 +204,43 @@ _e164 = _matching(E164.pattern[1:-1])
 
 def _origin(raw: str) -> str:
     parts = urlsplit(raw)
+    if parts.path.strip("/"):
+        raise ValueError
+    return _origin_and_path(raw).rstrip("/")
+
+
+def _origin_and_path(raw: str) -> str:
+    parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
         raise ValueError
-    return raw.rstrip("/")
+    return raw
+
+
+def _boolean(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered not in ("1", "true", "yes", "0", "false", "no"):
+        raise ValueError
+    return lowered in ("1", "true", "yes")
+
+
+def _one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw.lower() not in choices:
+            raise ValueError
+        return raw.lower()
+
+    return parse
+
+
+def _upper_list(raw: str) -> frozenset[str]:
+    return frozenset(item.strip().upper() for item in raw.split(",") if item.strip())
+
+
+def _number_types(raw: str) -> frozenset[str]:
+    types = _upper_list(raw)
+    if not types <= NUMBER_TYPES:
+        raise ValueError
+    return types
 
 
 def _flow_key(raw: str) -> Secret[bytes]:

@@ -8,6 +8,7 @@ import azure.functions as func
 
 from api.call_flows import render_twiml
 from api.http import answers_problems
+from api.signatures import verify_twilio_request
 
 bp = func.Blueprint()
 
@@ -15,5 +16,6 @@ bp = func.Blueprint()
 @bp.route(route="twiml", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @answers_problems
 def twiml(req: func.HttpRequest) -> func.HttpResponse:
+    verify_twilio_request(req)
     query = parse_qsl(urlsplit(req.url).query, keep_blank_values=True)
     return func.HttpResponse(render_twiml(query), mimetype="text/xml")

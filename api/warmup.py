@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from api.settings import get_settings
+from api.auth import warn_about_key_mode
 
 bp = func.Blueprint()
 
 
 @bp.warm_up_trigger(arg_name="warmup")
 def warmup(warmup: object) -> None:
-    get_settings()
+    warn_about_key_mode()  # builds the settings first

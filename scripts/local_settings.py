@@ -23,6 +23,7 @@ def fresh_settings() -> dict[str, object]:
         PUBLIC_BASE_URL=ORIGIN,
         AHOY_FLOW_KEY=base64.b64encode(os.urandom(32)).decode(),
         DEVHOST_FUNCTION_KEY=secrets.token_urlsafe(32),
+        DEV_PRINCIPAL="local-developer",  # honoured only by the local host on loopback
     )
     return example
 

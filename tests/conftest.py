@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +15,8 @@ import responses
 
 from api.settings import get_settings
 from api.twilio_service import get_twilio_service
+from tests.support.devhost_process import DevHost
+from tests.support.twilio_standin import TwilioStandIn
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "test-auth-token-0123456789"
@@ -30,7 +34,9 @@ BASE_SETTINGS = {
     "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
     "AHOY_FLOW_KEY": FLOW_KEY,
     "ALLOWED_TWIML_HOSTS": "twiml.example.org",
+    "WEBSITE_AUTH_ENABLED": "true",
 }
+CALLER_ID = "user-1"
 
 OPTIONAL_SETTINGS = [
     "TWILIO_API_KEY_SID",
@@ -40,7 +46,62 @@ OPTIONAL_SETTINGS = [
     "TWILIO_REGION",
     "TWILIO_EDGE",
     "FLOW_TTL_SECONDS",
+    "CALLER_AUTH",
+    "OIDC_ISSUER",
+    "OIDC_AUDIENCE",
+    "OIDC_JWKS_URL",
+    "DEV_PRINCIPAL",
+    "DEVHOST_BIND",
+    "TWILIO_VALIDATE_SIGNATURES",
+    "TWILIO_AUTH_TOKEN_SECONDARY",
+    "TWILIO_SANDBOX",
+    "ALLOWED_COUNTRIES",
+    "ALLOWED_NUMBER_TYPES",
+    "WEBSITE_INSTANCE_ID",
+    "WEBSITE_SITE_NAME",
 ]
+
+
+# Never in a log line: what the suite uses as secrets, destinations and message bodies.
+NEVER_LOGGED = [
+    AUTH_TOKEN,
+    FLOW_KEY,
+    "key-secret",
+    "next-token",
+    "+14155551234",
+    "14155551234",
+    "ahoy hoy",
+    "secret meeting at noon",
+]
+JWT_SHAPE = re.compile(r"eyJ[\w-]{8,}\.[\w-]{8,}\.")
+
+
+class _LogCapture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture(autouse=True)
+def no_secrets_in_logs() -> Iterator[None]:
+    """Every test doubles as a leak check: all log output at DEBUG, from every logger."""
+    capture = _LogCapture()
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.DEBUG)
+    root.addHandler(capture)
+    yield
+    root.removeHandler(capture)
+    root.setLevel(level)
+    leaks = [
+        line
+        for line in capture.lines
+        if JWT_SHAPE.search(line) or any(secret in line for secret in NEVER_LOGGED)
+    ]
+    assert not leaks, f"secrets or personal data in logs: {leaks}"
 
 
 def reset_caches() -> None:
@@ -74,13 +135,40 @@ def request(
     json_body: Any = None,
     body: bytes = b"",
     headers: dict[str, str] | None = None,
+    caller: str | None = CALLER_ID,
 ) -> func.HttpRequest:
-    """A real func.HttpRequest as the Functions host would hand it to a handler."""
+    """A real func.HttpRequest as the Functions host hands it over (signed in via Easy Auth)."""
     all_headers = dict(headers or {})
+    if caller is not None:
+        all_headers.setdefault("X-MS-CLIENT-PRINCIPAL-ID", caller)
     if json_body is not None:
         body = json.dumps(json_body).encode()
         all_headers.setdefault("Content-Type", "application/json")
-    return func.HttpRequest(method, f"http://127.0.0.1:7071{path}", headers=all_headers, body=body)
+    url = path if path.startswith("http") else f"http://127.0.0.1:7071{path}"
+    return func.HttpRequest(method, url, headers=all_headers, body=body)
+
+
+def signed(
+    method: str,
+    path: str,
+    form: list[tuple[str, str]] | None = None,
+    *,
+    token: str = AUTH_TOKEN,
+) -> func.HttpRequest:
+    """A request as Twilio sends it: form-encoded, signed over PUBLIC_BASE_URL + path."""
+    from urllib.parse import urlencode
+
+    from twilio.request_validator import RequestValidator
+    from werkzeug.datastructures import MultiDict
+
+    signature = RequestValidator(token).compute_signature(
+        PUBLIC_BASE_URL + path, MultiDict(form or [])
+    )
+    headers = {"X-Twilio-Signature": signature}
+    if form is not None:
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    body = urlencode(form or []).encode()
+    return request(method, path, body=body, headers=headers, caller=None)
 
 
 def problem(response: func.HttpResponse) -> dict[str, Any]:
@@ -128,3 +216,22 @@ def twilio_error(status: int, code: int, message: str = "refused") -> dict[str, 
         "more_info": f"https://www.twilio.com/docs/errors/{code}",
         "status": status,
     }
+
+
+@pytest.fixture(scope="session")
+def standin() -> Iterator[TwilioStandIn]:
+    """Twilio's REST API on loopback, for tests whose Ahoy runs in another process."""
+    with TwilioStandIn() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def devhost(standin: TwilioStandIn, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevHost]:
+    """Ahoy under its local host on loopback, signed in as DEV_PRINCIPAL, Twilio = standin."""
+    settings = {**BASE_SETTINGS, "TWILIO_API_BASE_URL": standin.url, "DEV_PRINCIPAL": "dev-user"}
+    process = DevHost(settings, tmp_path_factory.mktemp("devhost"))
+    try:
+        process.wait_ready()
+        yield process
+    finally:
+        process.stop()

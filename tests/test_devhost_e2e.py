@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
+from twilio.request_validator import RequestValidator
 
-from tests.conftest import BASE_SETTINGS, FROM_NUMBER
+from tests.conftest import AUTH_TOKEN, BASE_SETTINGS, FROM_NUMBER, PUBLIC_BASE_URL
 from tests.support.devhost_process import FUNCTION_KEY, MASTER_KEY, ROOT, DevHost
 from tests.support.twilio_standin import TwilioStandIn
 
@@ -18,20 +18,8 @@ KEY = {"x-functions-key": FUNCTION_KEY}
 
 
 @pytest.fixture(scope="module")
-def standin() -> Iterator[TwilioStandIn]:
-    with TwilioStandIn() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def host(standin: TwilioStandIn, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    settings = {**BASE_SETTINGS, "TWILIO_API_BASE_URL": standin.url}
-    devhost = DevHost(settings, tmp_path_factory.mktemp("devhost"))
-    try:
-        devhost.wait_ready()
-        yield devhost.url
-    finally:
-        devhost.stop()
+def host(devhost: DevHost) -> str:
+    return devhost.url
 
 
 def test_send_sms_round_trip(host: str, standin: TwilioStandIn) -> None:
@@ -101,8 +89,13 @@ def test_routes_match_case_insensitively_as_in_azure(host: str) -> None:
     assert response.status_code == 201
 
 
-def test_twiml_is_anonymous_and_xml(host: str) -> None:
-    response = requests.get(f"{host}/api/twiml?Message[0]=Hello%20World&Voice=woman", timeout=10)
+def test_twiml_is_anonymous_signed_and_xml(host: str) -> None:
+    path = "/api/twiml?Message%5B0%5D=Hello%20World&Voice=woman"
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(PUBLIC_BASE_URL + path, {})
+    unsigned = requests.get(f"{host}{path}", timeout=10)
+    assert unsigned.status_code == 403
+    assert unsigned.headers["content-type"].startswith("application/problem+json")
+    response = requests.get(f"{host}{path}", headers={"X-Twilio-Signature": signature}, timeout=10)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/xml")
     assert response.text.endswith('<Response><Say voice="woman">Hello World</Say></Response>')
@@ -134,3 +127,15 @@ def test_the_host_refuses_to_start_naming_a_missing_setting(tmp_path: Path) -> N
     assert result.returncode != 0
     assert "AHOY_FLOW_KEY" in result.stdout + result.stderr
     assert BASE_SETTINGS["TWILIO_AUTH_TOKEN"] not in result.stdout + result.stderr
+
+
+def test_the_hosts_log_holds_no_keys_numbers_or_bodies(devhost: DevHost, host: str) -> None:
+    requests.post(
+        f"{host}/api/sendSms?code={FUNCTION_KEY}",
+        json={"to": "+14155551234", "body": "secret meeting at noon"},
+        timeout=10,
+    )
+    log = devhost.output()
+    assert "POST /api/sendSms -> 201" in log
+    for secret in (FUNCTION_KEY, MASTER_KEY, AUTH_TOKEN, "14155551234", "secret meeting"):
+        assert secret not in log

@@ -11,14 +11,14 @@ import pytest
 from api.flows import seal
 from api.settings import get_settings
 from api.twilio_routes import twiml
-from tests.conftest import request
+from tests.conftest import signed
 
 DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
 HANGUP = f"{DECLARATION}<Response><Hangup /></Response>"
 
 
-def render(query: str, method: str = "GET", **kwargs: object) -> str:
-    response = twiml(request(method, f"/api/twiml?{query}" if query else "/api/twiml", **kwargs))  # type: ignore[arg-type]
+def render(query: str, method: str = "GET", form: list[tuple[str, str]] | None = None) -> str:
+    response = twiml(signed(method, f"/api/twiml?{query}" if query else "/api/twiml", form))
     assert response.status_code == 200
     assert response.mimetype == "text/xml"
     return response.get_body().decode()
@@ -67,13 +67,8 @@ def test_markup_is_escaped_and_control_characters_are_stripped() -> None:
 
 
 def test_posted_call_fields_are_never_flow_parameters() -> None:
-    body = urlencode({"Message[0]": "injected", "CallSid": "CA" + "0" * 32}).encode()
-    xml = render(
-        "Message[0]=hello",
-        method="POST",
-        body=body,
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-    )
+    form = [("Message[0]", "injected"), ("CallSid", "CA" + "0" * 32)]
+    xml = render("Message[0]=hello", method="POST", form=form)
     assert "injected" not in xml
     assert "hello" in xml
 

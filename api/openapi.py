@@ -1,0 +1,70 @@
+"""The OpenAPI 3.1 document of the app-facing API, generated from the pydantic models."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from api.models import MakeCallRequest, Problem, Resource, SendSmsRequest
+
+_REF = "#/components/schemas/{model}"
+
+
+def _problems(*statuses: int) -> dict[str, Any]:
+    content = {"application/problem+json": {"schema": {"$ref": _REF.format(model="Problem")}}}
+    return {str(status): {"description": "problem", "content": content} for status in statuses}
+
+
+def _send(summary: str, request: type[BaseModel]) -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": summary,
+            "security": [{"functionKey": []}],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": _REF.format(model=request.__name__)}}
+                },
+            },
+            "responses": {
+                "201": {
+                    "description": "Twilio accepted it",
+                    "content": {
+                        "application/json": {"schema": {"$ref": _REF.format(model="Resource")}}
+                    },
+                },
+                **_problems(400, 401, 403, 409, 413, 415, 422, 429, 500, 502, 503, 504),
+            },
+        }
+    }
+
+
+@lru_cache(maxsize=1)
+def openapi_document() -> dict[str, Any]:
+    _, schemas = models_json_schema(
+        [
+            (SendSmsRequest, "validation"),
+            (MakeCallRequest, "validation"),
+            (Resource, "serialization"),
+            (Problem, "serialization"),
+        ],
+        by_alias=True,
+        ref_template=_REF,
+    )
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Ahoy", "version": "1.0.0"},
+        "paths": {
+            "/api/sendSms": _send("Send an SMS through Twilio", SendSmsRequest),
+            "/api/makeCall": _send("Place a call through Twilio", MakeCallRequest),
+        },
+        "components": {
+            "schemas": schemas["$defs"],
+            "securitySchemes": {
+                "functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"}
+            },
+        },
+    }

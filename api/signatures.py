@@ -1,0 +1,65 @@
+"""X-Twilio-Signature checks for every Twilio-facing route, through twilio's RequestValidator.
+
+The URL that is checked is rebuilt from PUBLIC_BASE_URL, the request's path and its raw query
+string: behind Azure's front end `req.url` can carry an internal scheme and host, and
+forwarded headers are not to be trusted.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+import azure.functions as func
+from twilio.request_validator import RequestValidator
+
+from api.errors import InvalidSignature
+from api.settings import Settings, get_settings
+
+log = logging.getLogger("ahoy.signatures")
+
+SIGNATURE_HEADER = "X-Twilio-Signature"
+
+
+def verify_twilio_request(req: func.HttpRequest) -> None:
+    """Raise InvalidSignature (403) unless Twilio signed this request with one of our tokens."""
+    settings = get_settings()
+    if not settings.validate_signatures:  # local host on loopback only (see settings)
+        return
+    signature = req.headers.get(SIGNATURE_HEADER)
+    if not signature:
+        raise InvalidSignature("The request has no X-Twilio-Signature.")
+    url = public_url(req, settings)
+    content_type = req.headers.get("content-type", "").split(";")[0].strip().lower()
+    params: object
+    if "bodySHA256=" in (urlsplit(url).query or ""):
+        # JSON webhooks: the body is hashed into the URL; pass the raw text so it is checked.
+        params = req.get_body().decode("utf-8", errors="replace")
+    elif content_type == "application/x-www-form-urlencoded":
+        params = req.form  # a multidict: repeated keys are part of the signature
+    elif req.get_body():
+        raise InvalidSignature("Twilio signs form bodies and hashed JSON bodies only.")
+    else:
+        params = {}
+    for token in _tokens(settings):
+        try:
+            if RequestValidator(token).validate(url, params, signature):
+                return
+        except (TypeError, ValueError):  # what the validator raises on inputs it cannot sign
+            break
+    log.warning("refused a request to %s: X-Twilio-Signature does not match", urlsplit(url).path)
+    raise InvalidSignature("X-Twilio-Signature does not match this request.")
+
+
+def public_url(req: func.HttpRequest, settings: Settings) -> str:
+    """The URL Twilio requested, as it knows it: PUBLIC_BASE_URL + path + raw query."""
+    parts = urlsplit(req.url)
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{settings.public_base_url}{parts.path}{query}"
+
+
+def _tokens(settings: Settings) -> list[str]:
+    tokens = [settings.twilio_auth_token.get()]
+    if settings.twilio_auth_token_secondary is not None:
+        tokens.append(settings.twilio_auth_token_secondary.get())
+    return tokens

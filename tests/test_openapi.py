@@ -1,0 +1,48 @@
+"""GET /api/openapi.json: the app-facing contract, generated from the pydantic models."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import responses
+
+from api.app_routes import openapi, send_sms
+from api.models import Problem
+from tests.conftest import request
+
+
+def document() -> dict[str, Any]:
+    response = openapi(request("GET", "/api/openapi.json", caller=None))
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    body: dict[str, Any] = json.loads(response.get_body())
+    return body
+
+
+def test_it_is_openapi_3_1_with_both_send_routes() -> None:
+    doc = document()
+    assert doc["openapi"] == "3.1.0"
+    assert set(doc["paths"]) == {"/api/sendSms", "/api/makeCall"}
+
+
+def test_request_schemas_are_the_models_with_their_wire_names() -> None:
+    schemas = document()["components"]["schemas"]
+    sms = schemas["SendSmsRequest"]
+    assert set(sms["properties"]) == {"to", "body", "from", "mediaUrl"}
+    assert sms["required"] == ["to", "body"]
+    assert sms["additionalProperties"] is False
+    assert schemas["MakeCallRequest"]["properties"]["loop"]["maximum"] == 10
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"to": "bad", "body": ""}, {"to": "+19005550100", "body": "hi"}, {"nope": 1}],
+)
+def test_problems_ahoy_answers_match_the_documented_problem_schema(
+    twilio: responses.RequestsMock, body: dict[str, object]
+) -> None:
+    response = send_sms(request("POST", "/api/sendSms", json_body=body))
+    assert response.status_code >= 400
+    Problem.model_validate_json(response.get_body())
