@@ -9,7 +9,7 @@ from __future__ import annotations
 import azure.functions as func
 
 from api.auth import authenticate
-from api.http import answers_problems, json_response, parse_json
+from api.http import answers_problems, idempotency_key, json_response, outcome_response, parse_json
 
 bp = func.Blueprint()
 
@@ -21,7 +21,7 @@ def send_sms(req: func.HttpRequest) -> func.HttpResponse:
 
     caller = authenticate(req)
     request = parse_json(req, models.SendSmsRequest)
-    return json_response(messaging.send_sms(caller, request), status=201)
+    return outcome_response(messaging.send_sms(caller, request, idempotency_key(req)))
 
 
 @bp.route(route="makeCall", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
@@ -31,7 +31,25 @@ def make_call(req: func.HttpRequest) -> func.HttpResponse:
 
     caller = authenticate(req)
     request = parse_json(req, models.MakeCallRequest)
-    return json_response(messaging.make_call(caller, request), status=201)
+    return outcome_response(messaging.make_call(caller, request, idempotency_key(req)))
+
+
+@bp.route(route="messages/{sid}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@answers_problems
+def get_message(req: func.HttpRequest) -> func.HttpResponse:
+    from api import messaging
+
+    caller = authenticate(req)
+    return json_response(messaging.get_record(caller, "sms", req.route_params["sid"]))
+
+
+@bp.route(route="calls/{sid}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@answers_problems
+def get_call(req: func.HttpRequest) -> func.HttpResponse:
+    from api import messaging
+
+    caller = authenticate(req)
+    return json_response(messaging.get_record(caller, "call", req.route_params["sid"]))
 
 
 @bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

@@ -18,6 +18,7 @@ Hierarchy (status in brackets):
     └── ServerError                      the operator must fix it, or Twilio is unwell
         ├── ConfigurationError     [500]  names the settings, never their values
         ├── UpstreamError          [502]  Twilio answered with something we cannot pass on
+        │   └── UpstreamUnreachable [502]  never reached Twilio: nothing was sent
         ├── ServiceUnavailable     [503]  carries Retry-After
         └── UpstreamTimeout        [504]
 """
@@ -132,6 +133,16 @@ class ConfigurationError(ServerError):
 
 class UpstreamError(ServerError):
     status, slug, title = 502, "upstream-error", "Twilio error"
+
+    def __init__(
+        self, detail: str, *, code: int | None = None, outcome_unknown: bool = False
+    ) -> None:
+        super().__init__(detail, code=code)
+        self.outcome_unknown = outcome_unknown  # Twilio may or may not have acted on it
+
+
+class UpstreamUnreachable(UpstreamError):
+    slug, title = "upstream-unreachable", "Twilio unreachable"
 
 
 class ServiceUnavailable(ServerError):

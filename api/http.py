@@ -32,6 +32,8 @@ from api.errors import (
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
+    from api.messaging import Outcome
+
 log = logging.getLogger("ahoy.http")
 
 MAX_BODY_BYTES = 64 * 1024
@@ -122,3 +124,19 @@ def parse_json(req: func.HttpRequest, model: type[M]) -> M:
                 for e in exc.errors(include_url=False, include_input=False)
             ]
         ) from None
+
+
+def idempotency_key(req: func.HttpRequest) -> str | None:
+    """The request's Idempotency-Key header, checked (422 when malformed), or None."""
+    from api.idempotency import check_key
+
+    key = req.headers.get("idempotency-key")
+    return None if key is None else check_key(key)
+
+
+def outcome_response(outcome: Outcome) -> func.HttpResponse:
+    """A send's outcome; a replay for a repeated Idempotency-Key says so in a header."""
+    headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
+    return func.HttpResponse(
+        outcome.body, status_code=outcome.status, headers=headers, mimetype=outcome.content_type
+    )

@@ -1,14 +1,35 @@
-"""The send service: what happens when the app asks for an SMS or a call."""
+"""The send service: what happens when the app asks for an SMS or a call.
+
+In order: the destination policy; the Idempotency-Key claim (a retry gets the first answer
+back); the ledger row, written before anything can be sent; the limits; Twilio; the outcome
+recorded in the ledger and, when final, against the key. Twilio is never asked twice for one
+key: when its answer was lost, a retry reconciles against Twilio's own lists instead.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import urlsplit
 
-from api import flows
+from api import flows, idempotency, ledger, limits
 from api.auth import Caller
-from api.errors import FieldError, ValidationFailed
-from api.models import MakeCallRequest, Resource, SendSmsRequest
+from api.errors import (
+    AhoyError,
+    ClientError,
+    Conflict,
+    FieldError,
+    NotFound,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+    ValidationFailed,
+)
+from api.http import problem_response
+from api.models import MakeCallRequest, Record, Resource, SendSmsRequest, StatusChange
 from api.phone import DestinationPolicy, mask
 from api.settings import Settings, get_settings
 from api.twilio_service import Created, get_twilio_service
@@ -16,8 +37,22 @@ from api.twiml import message_params
 
 log = logging.getLogger("ahoy.messaging")
 
+RECONCILE_SLACK = timedelta(minutes=1)  # clock skew between Ahoy and Twilio
+IN_FLIGHT_RETRY_AFTER = 2
+UNKNOWN_RETRY_AFTER = 30
 
-def send_sms(caller: Caller, request: SendSmsRequest) -> Resource:
+
+@dataclass(frozen=True)
+class Outcome:
+    """A send's answer, as it is given and as it is replayed for the same Idempotency-Key."""
+
+    status: int
+    body: str
+    content_type: str = "application/json"
+    replayed: bool = False
+
+
+def send_sms(caller: Caller, request: SendSmsRequest, key: str | None) -> Outcome:
     settings = get_settings()
     if request.from_ is not None and request.from_ != settings.twilio_from_number:
         raise ValidationFailed(
@@ -25,18 +60,24 @@ def send_sms(caller: Caller, request: SendSmsRequest) -> Resource:
         )
     DestinationPolicy.from_settings(settings).check(request.to)
     service_sid = settings.twilio_messaging_service_sid if request.from_ is None else None
-    created = get_twilio_service().send_sms(
-        to=request.to,
-        body=request.body,
-        from_=None if service_sid else settings.twilio_from_number,
-        messaging_service_sid=service_sid,
-        media_urls=list(request.media_url),
-    )
-    log.info("SMS %s to %s accepted by Twilio", created.sid, mask(request.to))
-    return _resource(created)
+    from_ = None if service_sid else settings.twilio_from_number
+    row = _new_row(caller, "sms", request.to, from_ or service_sid)
+    row.body_hash = _hash(request.body)
+
+    def create(status_callback: str) -> Created:
+        return get_twilio_service().send_sms(
+            to=request.to,
+            body=request.body,
+            from_=from_,
+            messaging_service_sid=service_sid,
+            media_urls=list(request.media_url),
+            status_callback=status_callback,
+        )
+
+    return _send(row, request.model_dump_json(by_alias=True), key, settings, create)
 
 
-def make_call(caller: Caller, request: MakeCallRequest) -> Resource:
+def make_call(caller: Caller, request: MakeCallRequest, key: str | None) -> Outcome:
     settings = get_settings()
     DestinationPolicy.from_settings(settings).check(request.to)
     if request.url is not None:
@@ -53,11 +94,174 @@ def make_call(caller: Caller, request: MakeCallRequest) -> Resource:
             key=settings.flow_key.get(),
         )
         url = f"{settings.public_base_url}/api/twiml?flow={token}"
-    created = get_twilio_service().make_call(
-        to=request.to, from_=settings.twilio_from_number, url=url
+    row = _new_row(caller, "call", request.to, settings.twilio_from_number)
+
+    def create(status_callback: str) -> Created:
+        return get_twilio_service().make_call(
+            to=request.to,
+            from_=settings.twilio_from_number,
+            url=url,
+            status_callback=status_callback,
+            time_limit=settings.call_time_limit_seconds,
+        )
+
+    return _send(row, request.model_dump_json(by_alias=True), key, settings, create)
+
+
+def get_record(caller: Caller, kind: str, sid: str) -> Record:
+    """The caller's own message or call; anyone else's is as good as absent (404)."""
+    row = ledger.find_by_sid(sid)
+    if row is None or row.kind != kind or row.caller != caller.id:
+        raise NotFound(f"No {'message' if kind == 'sms' else 'call'} {sid} of yours.")
+    return Record(
+        sid=sid,
+        status=row.status,
+        state=row.state,
+        error_code=row.error_code,
+        to=row.to,
+        from_=row.from_,
+        date_created=row.created,
+        history=[StatusChange(status=h["status"], at=h["at"]) for h in row.history],
     )
-    log.info("call %s to %s accepted by Twilio", created.sid, mask(request.to))
-    return _resource(created)
+
+
+def _send(
+    row: ledger.Row,
+    canonical_body: str,
+    key: str | None,
+    settings: Settings,
+    create: Callable[[str], Created],
+) -> Outcome:
+    held = None
+    if key is not None:
+        held = idempotency.claim(
+            row.caller,
+            key,
+            print_=idempotency.fingerprint(row.kind, canonical_body),
+            ref=row.ref,
+            ttl_hours=settings.idempotency_ttl_hours,
+        )
+        if not held.owned:
+            return _settle_earlier(held)
+    ledger.insert(row)  # before anything can be sent: nothing is sent unrecorded
+    try:
+        limits.consume(row.caller, row.to, settings)
+    except AhoyError as refused:
+        ledger.set_state(row.ref, "refused")
+        _release(held)
+        log.info("%s to %s refused: %s", row.kind, mask(row.to), refused.slug)
+        raise
+    try:
+        created = create(f"{settings.public_base_url}/api/status?ref={row.ref}")
+    except AhoyError as error:
+        _record_failure(row, held, error)
+        raise
+    ledger.record_status(row.ref, sid=created.sid, status=created.status, known=row)
+    log.info("%s %s to %s accepted by Twilio", row.kind, created.sid, mask(row.to))
+    return _complete(held, _accepted(created))
+
+
+def _record_failure(row: ledger.Row, held: idempotency.Claim | None, error: AhoyError) -> None:
+    if isinstance(error, UpstreamTimeout) or (
+        isinstance(error, UpstreamError) and error.outcome_unknown
+    ):
+        # Twilio may have acted on it: keep the key held so a retry reconciles, never resends.
+        ledger.set_state(row.ref, "unknown", error.code)
+        log.warning("%s to %s: outcome unknown (%s)", row.kind, mask(row.to), error.slug)
+    elif isinstance(error, ClientError) or (
+        isinstance(error, UpstreamError) and not isinstance(error, UpstreamUnreachable)
+    ):
+        # Twilio refused it: final, and replayed as it is for the same key.
+        ledger.set_state(row.ref, "failed", error.code)
+        response = problem_response(error)
+        _complete(
+            held, Outcome(response.status_code, response.get_body().decode(), response.mimetype)
+        )
+    else:
+        # Never sent (Twilio unreachable, rate limiting us, rejecting our credentials).
+        ledger.set_state(row.ref, "failed", error.code)
+        _release(held)
+
+
+def _settle_earlier(held: idempotency.Claim) -> Outcome:
+    """Answer a request whose key an earlier request holds."""
+    if held.stored is not None:
+        stored = held.stored
+        return Outcome(stored.status, stored.body, stored.content_type, replayed=True)
+    row = ledger.get(held.ref)
+    if row is not None and row.state == "unknown":
+        found = _reconcile(row)
+        if found is not None:
+            row = ledger.record_status(row.ref, sid=found.sid, status=found.status)
+    if row is not None and row.state == "sent" and row.sid:
+        outcome = _complete(held, _accepted_row(row))
+        return Outcome(outcome.status, outcome.body, outcome.content_type, replayed=True)
+    if row is not None and row.state == "unknown":
+        raise Conflict(
+            "The outcome of the first request with this Idempotency-Key is not known yet; "
+            "nothing was resent. Retry later, or use a new key to send anyway.",
+            retry_after=UNKNOWN_RETRY_AFTER,
+        )
+    raise Conflict(
+        "A request with this Idempotency-Key is still in flight.",
+        retry_after=IN_FLIGHT_RETRY_AFTER,
+    )
+
+
+def _reconcile(row: ledger.Row) -> Created | None:
+    """The one resource in Twilio's lists that this row created, if exactly one matches."""
+    since = row.created - RECONCILE_SLACK
+    service = get_twilio_service()
+    try:
+        if row.kind == "sms":
+            sender = row.from_ if row.from_ and row.from_.startswith("+") else None
+            found = [
+                f.created
+                for f in service.find_messages(to=row.to, from_=sender, since=since)
+                if _hash(f.body) == row.body_hash
+            ]
+        else:
+            found = [
+                f.created for f in service.find_calls(to=row.to, from_=row.from_ or "", since=since)
+            ]
+    except AhoyError as error:
+        log.warning("reconciling %s failed (%s)", row.ref, error.slug)
+        return None
+    return found[0] if len(found) == 1 else None
+
+
+def _complete(held: idempotency.Claim | None, outcome: Outcome) -> Outcome:
+    if held is not None:
+        idempotency.complete(
+            held, idempotency.Stored(outcome.status, outcome.body, outcome.content_type)
+        )
+    return outcome
+
+
+def _release(held: idempotency.Claim | None) -> None:
+    if held is not None:
+        idempotency.release(held)
+
+
+def _accepted(created: Created) -> Outcome:
+    resource = Resource(
+        sid=created.sid,
+        status=created.status,
+        to=created.to,
+        from_=created.from_,
+        date_created=created.date_created,
+    )
+    return Outcome(201, resource.model_dump_json(by_alias=True))
+
+
+def _accepted_row(row: ledger.Row) -> Outcome:
+    return _accepted(Created(row.sid or "", row.status or "", row.to, row.from_, row.created))
+
+
+def _new_row(caller: Caller, kind: str, to: str, from_: str | None) -> ledger.Row:
+    return ledger.Row(
+        ref=ledger.new_ref(), caller=caller.id, kind=kind, to=to, from_=from_, created=ledger.now()
+    )
 
 
 def _allowed_twiml_url(url: str, settings: Settings) -> str:
@@ -68,11 +272,5 @@ def _allowed_twiml_url(url: str, settings: Settings) -> str:
     return url
 
 
-def _resource(created: Created) -> Resource:
-    return Resource(
-        sid=created.sid,
-        status=created.status,
-        to=created.to,
-        from_=created.from_,
-        date_created=created.date_created,
-    )
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()

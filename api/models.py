@@ -116,3 +116,23 @@ class Problem(BaseModel):
     errors: list[ProblemFieldError] | None = None
     twilioCode: int | None = None  # the wire name
     settings: list[str] | None = None
+
+
+class StatusChange(BaseModel):
+    status: str
+    at: str
+
+
+class Record(BaseModel):
+    """GET /api/messages/{sid} and /api/calls/{sid}: Twilio's latest status and the ledger's."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+    sid: str
+    status: str | None = Field(description="Twilio's latest status")
+    state: str = Field(description="pending, sent, failed, unknown or refused")
+    error_code: int | None
+    to: str
+    from_: Annotated[str | None, Field(alias="from")]
+    date_created: datetime
+    history: list[StatusChange]

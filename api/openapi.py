@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from api.models import MakeCallRequest, Problem, Resource, SendSmsRequest
+from api.models import MakeCallRequest, Problem, Record, Resource, SendSmsRequest
 
 _REF = "#/components/schemas/{model}"
 
@@ -23,6 +23,15 @@ def _send(summary: str, request: type[BaseModel]) -> dict[str, Any]:
         "post": {
             "summary": summary,
             "security": [{"functionKey": []}],
+            "parameters": [
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "description": "Retries with the same key get the first answer back.",
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                }
+            ],
             "requestBody": {
                 "required": True,
                 "content": {
@@ -42,6 +51,27 @@ def _send(summary: str, request: type[BaseModel]) -> dict[str, Any]:
     }
 
 
+def _record(summary: str) -> dict[str, Any]:
+    return {
+        "get": {
+            "summary": summary,
+            "security": [{"functionKey": []}],
+            "parameters": [
+                {"name": "sid", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "responses": {
+                "200": {
+                    "description": "the caller's own record",
+                    "content": {
+                        "application/json": {"schema": {"$ref": _REF.format(model="Record")}}
+                    },
+                },
+                **_problems(401, 404, 500, 503),
+            },
+        }
+    }
+
+
 @lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
     _, schemas = models_json_schema(
@@ -49,6 +79,7 @@ def openapi_document() -> dict[str, Any]:
             (SendSmsRequest, "validation"),
             (MakeCallRequest, "validation"),
             (Resource, "serialization"),
+            (Record, "serialization"),
             (Problem, "serialization"),
         ],
         by_alias=True,
@@ -60,6 +91,8 @@ def openapi_document() -> dict[str, Any]:
         "paths": {
             "/api/sendSms": _send("Send an SMS through Twilio", SendSmsRequest),
             "/api/makeCall": _send("Place a call through Twilio", MakeCallRequest),
+            "/api/messages/{sid}": _record("A message's status, as Twilio reported it"),
+            "/api/calls/{sid}": _record("A call's status, as Twilio reported it"),
         },
         "components": {
             "schemas": schemas["$defs"],

@@ -90,6 +90,14 @@ class Settings:
     allowed_countries: frozenset[str]
     allowed_number_types: frozenset[str]
     sandbox: bool
+    storage_connection: Secret[str]
+    table_prefix: str
+    idempotency_ttl_hours: int
+    rate_limit_per_minute: int
+    daily_quota: int
+    destination_limit_per_hour: int
+    global_daily_cap: int
+    call_time_limit_seconds: int
 
     @property
     def public_host(self) -> str:
@@ -127,6 +135,22 @@ class Settings:
             allowed_number_types=reader.optional("ALLOWED_NUMBER_TYPES", _number_types)
             or frozenset({"MOBILE", "FIXED_LINE", "FIXED_LINE_OR_MOBILE"}),
             sandbox=reader.optional("TWILIO_SANDBOX", _boolean) is True,
+            storage_connection=reader.required("AzureWebJobsStorage", Secret[str]),
+            table_prefix=reader.optional(
+                "AHOY_TABLE_PREFIX", _matching(r"[A-Za-z][A-Za-z0-9]{0,29}")
+            )
+            or "ahoy",
+            idempotency_ttl_hours=reader.optional("IDEMPOTENCY_TTL_HOURS", _int_between(1, 720))
+            or 24,
+            rate_limit_per_minute=reader.optional("RATE_LIMIT_PER_MINUTE", _positive) or 5,
+            daily_quota=reader.optional("DAILY_QUOTA", _positive) or 50,
+            destination_limit_per_hour=reader.optional("DESTINATION_LIMIT_PER_HOUR", _positive)
+            or 5,
+            global_daily_cap=reader.optional("GLOBAL_DAILY_CAP", _positive) or 1000,
+            call_time_limit_seconds=reader.optional(
+                "CALL_TIME_LIMIT_SECONDS", _int_between(10, 14_400)
+            )
+            or 600,
         )
         if (settings.twilio_api_key_sid is None) != (settings.twilio_api_key_secret is None):
             reader.bad.extend(["TWILIO_API_KEY_SID", "TWILIO_API_KEY_SECRET"])
@@ -261,6 +285,9 @@ def _int_between(low: int, high: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+_positive = _int_between(1, 10_000_000)
 
 
 def _host_list(raw: str) -> frozenset[str]:

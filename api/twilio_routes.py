@@ -19,3 +19,13 @@ def twiml(req: func.HttpRequest) -> func.HttpResponse:
     verify_twilio_request(req)
     query = parse_qsl(urlsplit(req.url).query, keep_blank_values=True)
     return func.HttpResponse(render_twiml(query), mimetype="text/xml")
+
+
+@bp.route(route="status", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@answers_problems
+def status(req: func.HttpRequest) -> func.HttpResponse:
+    from api.status_callbacks import record_callback  # storage: only callbacks that store pay
+
+    verify_twilio_request(req)
+    record_callback(parse_qsl(urlsplit(req.url).query), req.form)
+    return func.HttpResponse(status_code=204)

@@ -8,6 +8,8 @@ domain errors here, so nothing above this module knows Twilio's codes.
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ from datetime import datetime
 from functools import lru_cache
 
 import requests
+from requests.adapters import HTTPAdapter
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
@@ -26,6 +29,7 @@ from api.errors import (
     ServiceUnavailable,
     UpstreamError,
     UpstreamTimeout,
+    UpstreamUnreachable,
     ValidationFailed,
 )
 from api.settings import Settings, get_settings
@@ -49,6 +53,9 @@ _DESTINATION_ERRORS = {
 }
 _RATE_LIMITED = 20429
 _DEFAULT_RETRY_AFTER_SECONDS = 5
+RATE_LIMIT_RETRIES = 2
+MAX_RETRY_WAIT_SECONDS = 5.0
+CALL_STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
 
 
 @dataclass(frozen=True)
@@ -77,8 +84,9 @@ class TwilioService:
         from_: str | None,
         messaging_service_sid: str | None,
         media_urls: list[str],
+        status_callback: str,
     ) -> Created:
-        params: dict[str, object] = {"to": to, "body": body}
+        params: dict[str, object] = {"to": to, "body": body, "status_callback": status_callback}
         if from_ is not None:
             params["from_"] = from_
         else:
@@ -87,21 +95,59 @@ class TwilioService:
             params["media_url"] = media_urls
         with _translated_errors():
             message = self._client.api.v2010.account.messages.create(**params)
-        return Created(
-            message.sid or "",
-            str(message.status),
-            message.to or "",
-            message.from_,
-            message.date_created,
-        )
+        return _created(message, message.from_)
 
-    def make_call(self, *, to: str, from_: str, url: str) -> Created:
+    def make_call(
+        self, *, to: str, from_: str, url: str, status_callback: str, time_limit: int
+    ) -> Created:
         with _translated_errors():
-            call = self._client.api.v2010.account.calls.create(to=to, from_=from_, url=url)
-        # twilio-python names this field `_from` on calls (and `from_` on messages).
-        return Created(
-            call.sid or "", str(call.status), call.to or "", call._from, call.date_created
-        )
+            call = self._client.api.v2010.account.calls.create(
+                to=to,
+                from_=from_,
+                url=url,
+                status_callback=status_callback,
+                status_callback_event=CALL_STATUS_EVENTS,
+                status_callback_method="POST",
+                time_limit=time_limit,
+            )
+        return _created(call, call._from)  # twilio-python names it `_from` on calls
+
+    def find_messages(self, *, to: str, from_: str | None, since: datetime) -> list[Found]:
+        """Messages Twilio has to `to` (from `from_`) created since `since`, newest first."""
+        with _translated_errors():
+            listed = self._client.api.v2010.account.messages.list(to=to, from_=from_, limit=50)
+        return [
+            Found(_created(m, m.from_), m.body or "")
+            for m in listed
+            if m.date_created is not None and m.date_created >= since
+        ]
+
+    def find_calls(self, *, to: str, from_: str, since: datetime) -> list[Found]:
+        with _translated_errors():
+            listed = self._client.api.v2010.account.calls.list(to=to, from_=from_, limit=50)
+        return [
+            Found(_created(c, c._from), "")
+            for c in listed
+            if c.date_created is not None and c.date_created >= since
+        ]
+
+
+@dataclass(frozen=True)
+class Found:
+    """A resource found in Twilio's lists, for reconciling a send whose answer was lost."""
+
+    created: Created
+    body: str
+
+
+def _created(resource: object, from_: str | None) -> Created:
+    return Created(
+        getattr(resource, "sid", None) or "",
+        str(getattr(resource, "status", "")),
+        getattr(resource, "to", None) or "",
+        from_,
+        getattr(resource, "date_created", None),
+    )
 
 
 @lru_cache(maxsize=1)
@@ -111,14 +157,50 @@ def get_twilio_service() -> TwilioService:
 
 
 class _HttpClient(TwilioHttpClient):  # type: ignore[misc]  # twilio ships no type hints
-    """Twilio's HTTP client with separate connect and read timeouts and a quiet logger."""
+    """Twilio's HTTP client, retrying only what cannot send twice.
+
+    - separate connect and read timeouts, well under the function timeout;
+    - connection failures before the request is written are retried (urllib3 `connect`);
+      nothing else is: a POST whose answer was lost may have been acted on;
+    - 429 (Twilio never processed it) is retried after Retry-After, bounded and jittered;
+    - a quiet logger: twilio logs query strings, which hold phone numbers, at INFO.
+    """
 
     def __init__(self) -> None:
+        from urllib3.util.retry import Retry
+
         quiet = logging.getLogger("ahoy.twilio.http")
-        quiet.setLevel(logging.WARNING)  # twilio logs query strings (numbers) at INFO
+        quiet.setLevel(logging.WARNING)
         super().__init__(timeout=READ_TIMEOUT_SECONDS, logger=quiet)
         # requests takes a (connect, read) pair; twilio's constructor check only takes a number.
         self.timeout = (CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS)
+        retry = Retry(
+            total=None, connect=2, read=0, status=0, other=0, redirect=0, backoff_factor=0.2
+        )
+        for scheme in ("https://", "http://"):
+            self.session.mount(scheme, HTTPAdapter(max_retries=retry, pool_maxsize=32))
+
+    def request(self, *args: object, **kwargs: object) -> object:
+        for attempt in range(RATE_LIMIT_RETRIES + 1):
+            response = super().request(*args, **kwargs)
+            if response.status_code != 429:
+                return response
+            wait = _retry_after(response.headers)
+            if attempt == RATE_LIMIT_RETRIES:
+                raise ServiceUnavailable(
+                    "Twilio is rate limiting this account; try again shortly.",
+                    retry_after=max(1, round(wait)),
+                    code=_RATE_LIMITED,
+                )
+            time.sleep(min(wait, MAX_RETRY_WAIT_SECONDS) * random.uniform(0.8, 1.2))  # noqa: S311
+        raise AssertionError("unreachable")
+
+
+def _retry_after(headers: object) -> float:
+    try:
+        return max(0.0, float(getattr(headers, "get", lambda _: None)("Retry-After") or 1))
+    except ValueError:
+        return 1.0
 
 
 def _build_client(settings: Settings, http_client: TwilioHttpClient | None) -> Client:
@@ -149,10 +231,26 @@ def _translated_errors() -> Iterator[None]:
         yield
     except (TwilioRestException, TwilioServiceException) as exc:
         raise translate_twilio_error(exc.status, exc.code) from None
+    except requests.ConnectTimeout:
+        raise UpstreamUnreachable("Could not reach Twilio; nothing was sent.") from None
     except requests.Timeout:
         raise UpstreamTimeout("Twilio did not answer in time; the outcome is unknown.") from None
-    except requests.ConnectionError:
-        raise UpstreamError("Could not reach Twilio.") from None
+    except requests.ConnectionError as exc:
+        if _never_connected(exc):
+            raise UpstreamUnreachable("Could not reach Twilio; nothing was sent.") from None
+        raise UpstreamError(
+            "The connection to Twilio broke; the outcome is unknown.", outcome_unknown=True
+        ) from None
+
+
+def _never_connected(exc: requests.ConnectionError) -> bool:
+    """True when the request was never written (refused, DNS, connect timeout)."""
+    from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
+
+    reason = exc.args[0] if exc.args else None
+    if isinstance(reason, MaxRetryError):
+        reason = reason.reason
+    return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
 
 
 def translate_twilio_error(status: int, code: int | None) -> AhoyError:
@@ -182,6 +280,8 @@ def translate_twilio_error(status: int, code: int | None) -> AhoyError:
         )
     if status >= 500:
         return UpstreamError(
-            f"Twilio failed with HTTP {status}; the outcome is unknown.", code=code
+            f"Twilio failed with HTTP {status}; the outcome is unknown.",
+            code=code,
+            outcome_unknown=True,
         )
     return UpstreamError(f"Twilio refused the request (error {code}).", code=code)

@@ -6,6 +6,7 @@ import base64
 import json
 import logging
 import re
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +15,9 @@ import pytest
 import responses
 
 from api.settings import get_settings
+from api.storage import get_tables
 from api.twilio_service import get_twilio_service
+from tests.support.azurite import Azurite
 from tests.support.devhost_process import DevHost
 from tests.support.twilio_standin import TwilioStandIn
 
@@ -35,6 +38,12 @@ BASE_SETTINGS = {
     "AHOY_FLOW_KEY": FLOW_KEY,
     "ALLOWED_TWIML_HOSTS": "twiml.example.org",
     "WEBSITE_AUTH_ENABLED": "true",
+    "AzureWebJobsStorage": "UseDevelopmentStorage=true",  # the tests point it at their Azurite
+    # Limits out of the way; the tests of limits set their own.
+    "RATE_LIMIT_PER_MINUTE": "100000",
+    "DAILY_QUOTA": "100000",
+    "DESTINATION_LIMIT_PER_HOUR": "100000",
+    "GLOBAL_DAILY_CAP": "100000",
 }
 CALLER_ID = "user-1"
 
@@ -46,6 +55,9 @@ OPTIONAL_SETTINGS = [
     "TWILIO_REGION",
     "TWILIO_EDGE",
     "FLOW_TTL_SECONDS",
+    "AHOY_TABLE_PREFIX",
+    "IDEMPOTENCY_TTL_HOURS",
+    "CALL_TIME_LIMIT_SECONDS",
     "CALLER_AUTH",
     "OIDC_ISSUER",
     "OIDC_AUDIENCE",
@@ -107,24 +119,39 @@ def no_secrets_in_logs() -> Iterator[None]:
 def reset_caches() -> None:
     get_settings.cache_clear()
     get_twilio_service.cache_clear()
+    get_tables.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """Real Azure Table Storage (Azurite) for the whole run, on a free port, fresh data."""
+    server = Azurite(tmp_path_factory.mktemp("azurite")).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(autouse=True)
-def app_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    """Every test starts from the base settings (and none of the optional ones)."""
+def app_settings(monkeypatch: pytest.MonkeyPatch, azurite: Azurite) -> Iterator[dict[str, str]]:
+    """Every test starts from the base settings, and its own fresh tables in Azurite."""
     for name in [*BASE_SETTINGS, *OPTIONAL_SETTINGS]:
         monkeypatch.delenv(name, raising=False)
     for name, value in BASE_SETTINGS.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
+    monkeypatch.setenv("AHOY_TABLE_PREFIX", f"t{uuid.uuid4().hex[:12]}")
     reset_caches()
     yield dict(BASE_SETTINGS)
     reset_caches()
 
 
 @pytest.fixture
-def twilio() -> Iterator[responses.RequestsMock]:
-    """Twilio's REST API, mocked at the HTTP layer; every registered answer must be used."""
+def twilio(azurite: Azurite) -> Iterator[responses.RequestsMock]:
+    """Twilio's REST API, mocked at the HTTP layer; every registered answer must be used.
+
+    azure-data-tables sends through requests too: Azurite's traffic passes through.
+    """
     with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        mock.add_passthru(f"http://127.0.0.1:{azurite.port}")
         yield mock
 
 
@@ -136,6 +163,7 @@ def request(
     body: bytes = b"",
     headers: dict[str, str] | None = None,
     caller: str | None = CALLER_ID,
+    route_params: dict[str, str] | None = None,
 ) -> func.HttpRequest:
     """A real func.HttpRequest as the Functions host hands it over (signed in via Easy Auth)."""
     all_headers = dict(headers or {})
@@ -145,7 +173,9 @@ def request(
         body = json.dumps(json_body).encode()
         all_headers.setdefault("Content-Type", "application/json")
     url = path if path.startswith("http") else f"http://127.0.0.1:7071{path}"
-    return func.HttpRequest(method, url, headers=all_headers, body=body)
+    return func.HttpRequest(
+        method, url, headers=all_headers, body=body, route_params=route_params or {}
+    )
 
 
 def signed(
@@ -169,6 +199,20 @@ def signed(
         headers["Content-Type"] = "application/x-www-form-urlencoded"
     body = urlencode(form or []).encode()
     return request(method, path, body=body, headers=headers, caller=None)
+
+
+STATUS_CALLBACK = re.compile(re.escape(PUBLIC_BASE_URL) + r"/api/status\?ref=[0-9a-f]{32}")
+
+
+def sent_form(call: Any) -> dict[str, list[str]]:
+    """The form a mocked Twilio request carried, with its StatusCallback checked and dropped."""
+    from urllib.parse import parse_qs
+
+    form = parse_qs(str(call.request.body))
+    callbacks = form.pop("StatusCallback")
+    assert len(callbacks) == 1
+    assert STATUS_CALLBACK.fullmatch(callbacks[0])
+    return form
 
 
 def problem(response: func.HttpResponse) -> dict[str, Any]:
@@ -225,13 +269,32 @@ def standin() -> Iterator[TwilioStandIn]:
         yield server
 
 
+def devhost_settings(standin: TwilioStandIn, azurite: Azurite) -> dict[str, str]:
+    return {
+        **BASE_SETTINGS,
+        "TWILIO_API_BASE_URL": standin.url,
+        "DEV_PRINCIPAL": "dev-user",
+        "AzureWebJobsStorage": azurite.connection_string,
+        "AHOY_TABLE_PREFIX": "devhost",
+    }
+
+
 @pytest.fixture(scope="session")
-def devhost(standin: TwilioStandIn, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevHost]:
+def devhost(
+    standin: TwilioStandIn, azurite: Azurite, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DevHost]:
     """Ahoy under its local host on loopback, signed in as DEV_PRINCIPAL, Twilio = standin."""
-    settings = {**BASE_SETTINGS, "TWILIO_API_BASE_URL": standin.url, "DEV_PRINCIPAL": "dev-user"}
-    process = DevHost(settings, tmp_path_factory.mktemp("devhost"))
+    process = DevHost(devhost_settings(standin, azurite), tmp_path_factory.mktemp("devhost"))
     try:
         process.wait_ready()
         yield process
     finally:
         process.stop()
+
+
+def ledger_rows() -> list[Any]:
+    """Every send row in this test's ledger table (read straight from Azurite)."""
+    from api.ledger import ROW, TABLE, Row
+
+    table = get_tables()(TABLE)
+    return [Row.from_entity(e) for e in table.query_entities(f"RowKey eq '{ROW}'")]

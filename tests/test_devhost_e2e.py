@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 import requests
 from twilio.request_validator import RequestValidator
 
-from tests.conftest import AUTH_TOKEN, BASE_SETTINGS, FROM_NUMBER, PUBLIC_BASE_URL
+from tests.conftest import (
+    AUTH_TOKEN,
+    BASE_SETTINGS,
+    FROM_NUMBER,
+    PUBLIC_BASE_URL,
+    devhost_settings,
+)
+from tests.support.azurite import Azurite
 from tests.support.devhost_process import FUNCTION_KEY, MASTER_KEY, ROOT, DevHost
 from tests.support.twilio_standin import TwilioStandIn
 
@@ -36,6 +44,8 @@ def test_send_sms_round_trip(host: str, standin: TwilioStandIn) -> None:
     assert response.json()["from"] == FROM_NUMBER
     sent = standin.requests[before]
     assert sent.path.endswith("/Messages.json")
+    callback = sent.form.pop("StatusCallback")
+    assert callback[0].startswith(f"{PUBLIC_BASE_URL}/api/status?ref=")
     assert sent.form == {"To": ["+14155551234"], "From": [FROM_NUMBER], "Body": ["ahoy hoy"]}
 
 
@@ -127,6 +137,43 @@ def test_the_host_refuses_to_start_naming_a_missing_setting(tmp_path: Path) -> N
     assert result.returncode != 0
     assert "AHOY_FLOW_KEY" in result.stdout + result.stderr
     assert BASE_SETTINGS["TWILIO_AUTH_TOKEN"] not in result.stdout + result.stderr
+
+
+def test_duplicates_across_processes_reach_twilio_once(
+    devhost: DevHost,
+    standin: TwilioStandIn,
+    azurite: Azurite,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    second = DevHost(devhost_settings(standin, azurite), tmp_path_factory.mktemp("second"))
+    try:
+        second.wait_ready()
+        before = len(standin.requests)
+        barrier = threading.Barrier(40)
+        statuses: list[int] = []
+
+        def app(url: str) -> None:
+            barrier.wait()
+            response = requests.post(
+                f"{url}/api/sendSms",
+                json={"to": "+14155551234", "body": "once"},
+                headers={**KEY, "Idempotency-Key": "across-processes"},
+                timeout=30,
+            )
+            statuses.append(response.status_code)
+
+        threads = [
+            threading.Thread(target=app, args=(url,)) for url in [devhost.url, second.url] * 20
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        second.stop()
+    assert len(standin.requests) - before == 1
+    assert statuses.count(201) >= 1
+    assert set(statuses) <= {201, 409}
 
 
 def test_the_hosts_log_holds_no_keys_numbers_or_bodies(devhost: DevHost, host: str) -> None:

@@ -21,10 +21,15 @@ def document() -> dict[str, Any]:
     return body
 
 
-def test_it_is_openapi_3_1_with_both_send_routes() -> None:
+def test_it_is_openapi_3_1_with_the_app_facing_routes() -> None:
     doc = document()
     assert doc["openapi"] == "3.1.0"
-    assert set(doc["paths"]) == {"/api/sendSms", "/api/makeCall"}
+    assert set(doc["paths"]) == {
+        "/api/sendSms",
+        "/api/makeCall",
+        "/api/messages/{sid}",
+        "/api/calls/{sid}",
+    }
 
 
 def test_request_schemas_are_the_models_with_their_wire_names() -> None:

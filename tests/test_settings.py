@@ -25,6 +25,7 @@ def test_every_missing_setting_is_named_at_once() -> None:
         Settings.from_environ({"TWILIO_ACCOUNT_SID": BASE_SETTINGS["TWILIO_ACCOUNT_SID"]})
     assert raised.value.settings == [
         "AHOY_FLOW_KEY",
+        "AzureWebJobsStorage",
         "PUBLIC_BASE_URL",
         "TWILIO_AUTH_TOKEN",
         "TWILIO_FROM_NUMBER",

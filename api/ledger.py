@@ -1,0 +1,240 @@
+"""The ledger: one row per accepted send, written before Twilio is asked, kept up to date after.
+
+Row states: `pending` (written, Twilio not yet answered), `sent` (Twilio has a SID),
+`failed` (Twilio refused or was never reached), `unknown` (Twilio's answer never arrived),
+`refused` (a limit stopped it before Twilio). Status callbacks add Twilio's own statuses to
+`history` and move `status` forward only (they arrive retried and out of order).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from api.storage import (
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+    get_tables,
+    storage_errors,
+)
+
+TABLE = "ledger"
+ROW = "send"
+SID_INDEX = "sid"
+
+# Twilio's statuses by progress; a terminal status is final, except that `read` follows
+# `delivered`. Unknown statuses rank 0 and never move a row.
+_MESSAGE_RANK = {
+    "accepted": 1,
+    "scheduled": 1,
+    "queued": 1,
+    "sending": 2,
+    "sent": 3,
+    "delivered": 4,
+    "undelivered": 4,
+    "failed": 4,
+    "canceled": 4,
+    "read": 5,
+}
+_CALL_RANK = {
+    "queued": 1,
+    "initiated": 2,
+    "ringing": 3,
+    "in-progress": 4,
+    "completed": 5,
+    "busy": 5,
+    "no-answer": 5,
+    "failed": 5,
+    "canceled": 5,
+}
+_TERMINAL = {"sms": 4, "call": 5}
+
+
+@dataclass
+class Row:
+    """A ledger row (one accepted send)."""
+
+    ref: str
+    caller: str
+    kind: str  # "sms" | "call"
+    to: str
+    from_: str | None
+    created: datetime
+    state: str = "pending"
+    sid: str | None = None
+    status: str | None = None
+    error_code: int | None = None
+    body_hash: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    etag: str | None = None
+
+    def to_entity(self) -> dict[str, Any]:
+        return {
+            "PartitionKey": self.ref,
+            "RowKey": ROW,
+            "Caller": self.caller,
+            "Kind": self.kind,
+            "To": self.to,
+            "From": self.from_ or "",
+            "Created": self.created,
+            "State": self.state,
+            "Sid": self.sid or "",
+            "Status": self.status or "",
+            "ErrorCode": self.error_code or 0,
+            "BodyHash": self.body_hash or "",
+            "History": json.dumps(self.history, separators=(",", ":")),
+        }
+
+    @classmethod
+    def from_entity(cls, entity: Any) -> Row:
+        return cls(
+            ref=entity["PartitionKey"],
+            caller=entity["Caller"],
+            kind=entity["Kind"],
+            to=entity["To"],
+            from_=entity.get("From") or None,
+            created=entity["Created"],
+            state=entity["State"],
+            sid=entity.get("Sid") or None,
+            status=entity.get("Status") or None,
+            error_code=entity.get("ErrorCode") or None,
+            body_hash=entity.get("BodyHash") or None,
+            history=json.loads(entity.get("History") or "[]"),
+            etag=entity.metadata.get("etag"),
+        )
+
+
+def new_ref() -> str:
+    return secrets.token_hex(16)
+
+
+def insert(row: Row) -> None:
+    """Write a new row; its ETag is kept, so the next update needs no read first."""
+    with storage_errors():
+        metadata = get_tables()(TABLE).create_entity(row.to_entity())
+    row.etag = metadata.get("etag")
+
+
+def get(ref: str) -> Row | None:
+    with storage_errors():
+        try:
+            return Row.from_entity(get_tables()(TABLE).get_entity(ref, ROW))
+        except ResourceNotFoundError:
+            return None
+
+
+def find_by_sid(sid: str) -> Row | None:
+    with storage_errors():
+        try:
+            index = get_tables()(TABLE).get_entity(sid, SID_INDEX)
+        except ResourceNotFoundError:
+            return None
+    return get(index["Ref"])
+
+
+def update(ref: str, change: Callable[[Row], None], known: Row | None = None) -> Row | None:
+    """Apply `change` to the row and write it, re-reading when another writer got there first.
+
+    `known` is the row as this process last wrote it: tried first, it saves a read.
+    """
+    for _ in range(20):
+        row, known = known or get(ref), None
+        if row is None:
+            return None
+        change(row)
+        try:
+            save(row)
+        except ResourceModifiedError:
+            continue
+        return row
+    raise ResourceModifiedError("ledger row kept changing")
+
+
+def save(row: Row) -> None:
+    """Write `row` back; ResourceModifiedError if someone else wrote it since it was read."""
+    from azure.core import MatchConditions
+    from azure.data.tables import UpdateMode
+
+    with storage_errors():
+        get_tables()(TABLE).update_entity(
+            row.to_entity(),
+            mode=UpdateMode.REPLACE,
+            etag=row.etag,
+            match_condition=MatchConditions.IfNotModified,
+        )
+
+
+def link_sid(row: Row) -> None:
+    """Index the row by its SID, so GET /api/messages/{sid} finds it."""
+    if not row.sid:
+        return
+    with storage_errors(), contextlib.suppress(ResourceExistsError):
+        get_tables()(TABLE).create_entity(
+            {"PartitionKey": row.sid, "RowKey": SID_INDEX, "Ref": row.ref}
+        )
+
+
+def record_status(
+    ref: str,
+    *,
+    sid: str,
+    status: str,
+    sequence: int | None = None,
+    error_code: int | None = None,
+    known: Row | None = None,
+) -> Row | None:
+    """Add Twilio's word on a send (its answer or a callback): idempotent, never backwards."""
+
+    def change(row: Row) -> None:
+        if row.sid and row.sid != sid:
+            return  # about another resource: not this row's to change
+        _apply_status(row, sid=sid, status=status, sequence=sequence, error_code=error_code)
+
+    row = update(ref, change, known)
+    if row is not None and row.sid == sid:
+        link_sid(row)
+    return row
+
+
+def set_state(ref: str, state: str, error_code: int | None = None) -> None:
+    """Record how a send ended on Ahoy's side: refused, failed or unknown."""
+
+    def change(row: Row) -> None:
+        if row.state in ("pending", "unknown"):  # a callback may already have said "sent"
+            row.state = state
+            row.error_code = error_code or row.error_code
+
+    update(ref, change)
+
+
+def _apply_status(
+    row: Row, *, sid: str, status: str, sequence: int | None, error_code: int | None
+) -> None:
+    ranks = _MESSAGE_RANK if row.kind == "sms" else _CALL_RANK
+    row.sid = sid
+    if row.state in ("pending", "unknown"):
+        row.state = "sent"  # Twilio has it: its first callback links the SID to the row
+    if not any(entry["status"] == status for entry in row.history):
+        row.history.append({"status": status, "at": _now_iso(), "seq": sequence})
+        row.history.sort(key=lambda entry: (entry.get("seq") is None, entry.get("seq") or 0))
+    current = ranks.get(row.status or "", 0)
+    new = ranks.get(status, 0)
+    terminal = current >= _TERMINAL[row.kind]
+    if new > current and (not terminal or (row.status, status) == ("delivered", "read")):
+        row.status = status
+        if error_code:
+            row.error_code = error_code
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,102 @@
+"""Azure Table Storage on the Function App's own account (AzureWebJobsStorage; Azurite locally).
+
+One service client per process; each table is created on first use. Storage being down is
+a 503 for the caller (nothing is sent without a ledger row), never a stack trace.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from functools import lru_cache
+
+from azure.core.exceptions import (
+    AzureError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.data.tables import TableClient, TableServiceClient
+
+from api.errors import ServiceUnavailable
+from api.settings import get_settings
+
+log = logging.getLogger("ahoy.storage")
+
+__all__ = [
+    "ResourceExistsError",
+    "ResourceModifiedError",
+    "ResourceNotFoundError",
+    "Tables",
+    "get_tables",
+    "key_of",
+    "storage_errors",
+]
+
+
+class Tables:
+    """Ahoy's tables, named `<AHOY_TABLE_PREFIX><name>`."""
+
+    def __init__(self, connection_string: str, prefix: str) -> None:
+        # The SDK logs every request and response at INFO: noise, and table keys.
+        logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(
+            logging.WARNING
+        )
+        self._service = TableServiceClient.from_connection_string(
+            connection_string,
+            retry_total=2,
+            retry_backoff_factor=0.2,
+            connection_timeout=3,
+            read_timeout=5,
+        )
+        self._prefix = prefix
+        self._clients: dict[str, TableClient] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, name: str) -> TableClient:
+        client = self._clients.get(name)
+        if client is None:
+            with self._lock, storage_errors():
+                client = self._clients.get(name)
+                if client is None:
+                    client = self._service.get_table_client(self._prefix + name)
+                    with suppress(ResourceExistsError):
+                        client.create_table()
+                    self._clients[name] = client
+        return client
+
+
+@lru_cache(maxsize=1)
+def get_tables() -> Tables:
+    settings = get_settings()
+    return Tables(settings.storage_connection.get(), settings.table_prefix)
+
+
+@contextmanager
+def storage_errors() -> Iterator[None]:
+    """Storage that cannot be reached or fails becomes a 503; conflicts are left to callers."""
+    try:
+        yield
+    except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+        raise
+    except HttpResponseError as error:
+        if error.status_code is not None and error.status_code < 500:
+            raise
+        log.error("table storage failed (HTTP %s)", error.status_code)
+        raise ServiceUnavailable(
+            "Storage is unavailable; nothing was sent.", retry_after=5
+        ) from None
+    except AzureError as error:
+        log.error("table storage unreachable (%s)", type(error).__name__)
+        raise ServiceUnavailable(
+            "Storage is unavailable; nothing was sent.", retry_after=5
+        ) from None
+
+
+def key_of(text: str) -> str:
+    """A table key for any text: keys may not hold `/ \\ # ?` or control characters."""
+    return hashlib.sha256(text.encode()).hexdigest()[:40]

@@ -1,0 +1,251 @@
+"""Idempotency-Key: a retried send never reaches Twilio twice."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+from typing import Any
+
+import azure.functions as func
+import pytest
+import requests
+import responses
+
+from api import ledger
+from api.app_routes import make_call, send_sms
+from tests.conftest import (
+    CALLS_URL,
+    FROM_NUMBER,
+    MESSAGES_URL,
+    ledger_rows,
+    problem,
+    request,
+    twilio_call,
+    twilio_error,
+    twilio_message,
+)
+
+TO = "+14155551234"
+SMS = {"to": TO, "body": "ahoy hoy"}
+SID = "SM" + "a" * 32
+
+
+def post_sms(
+    key: str | None, body: dict[str, Any] = SMS, caller: str = "user-1"
+) -> func.HttpResponse:
+    headers = {} if key is None else {"Idempotency-Key": key}
+    return send_sms(request("POST", "/api/sendSms", json_body=body, headers=headers, caller=caller))
+
+
+def test_a_retry_gets_the_first_answer_and_sends_nothing(twilio: responses.RequestsMock) -> None:
+    twilio.post(MESSAGES_URL, json=twilio_message(), status=201)
+    first = post_sms("k-1")
+    again = post_sms("k-1")
+    assert len(twilio.calls) == 1
+    assert (again.status_code, again.get_body()) == (first.status_code, first.get_body())
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert first.headers.get("Idempotent-Replayed") is None
+    assert len(ledger_rows()) == 1
+
+
+def test_a_stored_twilio_refusal_is_replayed_as_it_was(twilio: responses.RequestsMock) -> None:
+    twilio.post(MESSAGES_URL, json=twilio_error(400, 21610), status=400)
+    first = post_sms("k-2")
+    again = post_sms("k-2")
+    assert first.status_code == again.status_code == 422
+    assert again.get_body() == first.get_body()
+    assert again.mimetype == "application/problem+json"
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert len(twilio.calls) == 1
+
+
+def test_the_same_key_with_another_body_is_422(twilio: responses.RequestsMock) -> None:
+    twilio.post(MESSAGES_URL, json=twilio_message(), status=201)
+    post_sms("k-3")
+    response = post_sms("k-3", {"to": TO, "body": "something else"})
+    assert response.status_code == 422
+    assert [e["field"] for e in problem(response)["errors"]] == ["Idempotency-Key"]
+    assert len(twilio.calls) == 1
+
+
+def test_keys_are_scoped_per_caller(twilio: responses.RequestsMock) -> None:
+    twilio.post(MESSAGES_URL, json=twilio_message(), status=201)
+    twilio.post(MESSAGES_URL, json=twilio_message(sid="SM" + "c" * 32), status=201)
+    assert post_sms("shared", caller="alice").status_code == 201
+    assert post_sms("shared", caller="bob").status_code == 201
+    assert len(twilio.calls) == 2
+
+
+def test_a_request_still_in_flight_is_409(twilio: responses.RequestsMock) -> None:
+    during: list[func.HttpResponse] = []
+
+    def twilio_answers(_: object) -> tuple[int, dict[str, str], str]:
+        during.append(post_sms("k-4"))  # the app retries while the first is with Twilio
+        return 201, {}, json.dumps(twilio_message())
+
+    twilio.add_callback("POST", MESSAGES_URL, callback=twilio_answers)
+    assert post_sms("k-4").status_code == 201
+    assert during[0].status_code == 409
+    assert during[0].headers.get("Retry-After")
+    assert len(twilio.calls) == 1
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "tab\there", "naïve"])
+def test_malformed_keys_are_422(twilio: responses.RequestsMock, key: str) -> None:
+    response = post_sms(key)
+    assert response.status_code == 422
+    assert len(twilio.calls) == 0
+
+
+def test_keys_expire(twilio: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IDEMPOTENCY_TTL_HOURS", "1")
+    twilio.post(MESSAGES_URL, json=twilio_message(), status=201)
+    twilio.post(MESSAGES_URL, json=twilio_message(sid="SM" + "d" * 32), status=201)
+    post_sms("k-5")
+    later = ledger.now() + timedelta(hours=1, minutes=1)
+    monkeypatch.setattr(ledger, "now", lambda: later)
+    response = post_sms("k-5")
+    assert response.status_code == 201
+    assert response.headers.get("Idempotent-Replayed") is None
+    assert len(twilio.calls) == 2
+
+
+def test_without_a_key_a_retry_sends_again(twilio: responses.RequestsMock) -> None:
+    twilio.post(MESSAGES_URL, json=twilio_message(), status=201)
+    twilio.post(MESSAGES_URL, json=twilio_message(), status=201)
+    post_sms(None)
+    post_sms(None)
+    assert len(twilio.calls) == 2
+
+
+# --- answers that never arrived ---------------------------------------------------------
+
+
+def lost_answer(twilio: responses.RequestsMock) -> None:
+    twilio.post(MESSAGES_URL, body=requests.ReadTimeout("read timed out"))
+    assert post_sms("lost").status_code == 504
+
+
+def test_an_unknown_outcome_is_reconciled_from_twilios_list(
+    twilio: responses.RequestsMock,
+) -> None:
+    lost_answer(twilio)
+    now = ledger.now().strftime("%a, %d %b %Y %H:%M:%S +0000")
+    listed = [
+        twilio_message(date_created=now),  # the one the lost request created
+        twilio_message(sid="SM" + "e" * 32, body="another text", date_created=now),
+        twilio_message(sid="SM" + "f" * 32, date_created="Mon, 01 Jan 2024 00:00:00 +0000"),
+    ]
+    twilio.get(MESSAGES_URL, json={"messages": listed, "next_page_uri": None})
+    response = post_sms("lost")
+    assert response.status_code == 201
+    assert response.headers.get("Idempotent-Replayed") == "true"
+    assert json.loads(response.get_body())["sid"] == SID
+    assert [c.request.method for c in twilio.calls] == ["POST", "GET"]
+    assert "To=%2B14155551234" in str(twilio.calls[1].request.url)
+    [row] = ledger_rows()
+    assert (row.state, row.sid) == ("sent", SID)
+    assert post_sms("lost").get_body() == response.get_body()  # now on record: no more lists
+
+
+@pytest.mark.parametrize("matches", [0, 2])
+def test_without_exactly_one_match_the_retry_is_409_and_nothing_is_resent(
+    twilio: responses.RequestsMock, matches: int
+) -> None:
+    lost_answer(twilio)
+    now = ledger.now().strftime("%a, %d %b %Y %H:%M:%S +0000")
+    listed = [twilio_message(sid=f"SM{i:032x}", date_created=now) for i in range(matches)]
+    twilio.get(MESSAGES_URL, json={"messages": listed, "next_page_uri": None})
+    response = post_sms("lost")
+    assert response.status_code == 409
+    assert response.headers.get("Retry-After") == "30"
+    assert "not known yet" in problem(response)["detail"]
+    assert [c.request.method for c in twilio.calls] == ["POST", "GET"]
+
+
+def test_a_status_callback_settles_an_unknown_outcome_too(twilio: responses.RequestsMock) -> None:
+    lost_answer(twilio)
+    [row] = ledger_rows()
+    ledger.record_status(row.ref, sid=SID, status="sent")
+    response = post_sms("lost")
+    assert response.status_code == 201
+    assert json.loads(response.get_body())["sid"] == SID
+    assert len(twilio.calls) == 1
+
+
+def test_calls_reconcile_by_to_from_and_time(twilio: responses.RequestsMock) -> None:
+    twilio.post(CALLS_URL, body=requests.ReadTimeout("read timed out"))
+    body = {"to": TO, "message": "hi"}
+    headers = {"Idempotency-Key": "call-1"}
+    assert (
+        make_call(request("POST", "/api/makeCall", json_body=body, headers=headers)).status_code
+        == 504
+    )
+    now = ledger.now().strftime("%a, %d %b %Y %H:%M:%S +0000")
+    twilio.get(
+        CALLS_URL,
+        json={"calls": [twilio_call(date_created=now)], "next_page_uri": None},
+    )
+    response = make_call(request("POST", "/api/makeCall", json_body=body, headers=headers))
+    assert response.status_code == 201
+    assert f"From={FROM_NUMBER.replace('+', '%2B')}" in str(twilio.calls[1].request.url)
+
+
+# --- Twilio asking us to slow down ------------------------------------------------------
+
+
+def test_429_then_success_sends_one_message_after_retry_after(
+    twilio: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr("api.twilio_service.time.sleep", waits.append)
+    twilio.post(
+        MESSAGES_URL, json=twilio_error(429, 20429), status=429, headers={"Retry-After": "2"}
+    )
+    twilio.post(MESSAGES_URL, json=twilio_message(), status=201)
+    assert post_sms("k-429").status_code == 201
+    assert len(waits) == 1
+    assert 1.6 <= waits[0] <= 2.4  # Retry-After, jittered
+    assert len(ledger_rows()) == 1
+
+
+def test_429_that_persists_is_503_and_the_key_is_free_again(
+    twilio: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("api.twilio_service.time.sleep", lambda _: None)
+    for _ in range(3):
+        twilio.post(
+            MESSAGES_URL, json=twilio_error(429, 20429), status=429, headers={"Retry-After": "7"}
+        )
+    response = post_sms("k-busy")
+    assert response.status_code == 503
+    assert response.headers.get("Retry-After") == "7"
+    twilio.post(MESSAGES_URL, json=twilio_message(), status=201)
+    assert post_sms("k-busy").status_code == 201  # never sent, so the key may send now
+
+
+def test_50_concurrent_duplicates_reach_twilio_once(twilio: responses.RequestsMock) -> None:
+    import time
+
+    def slow_twilio(_: object) -> tuple[int, dict[str, str], str]:
+        time.sleep(0.2)
+        return 201, {}, json.dumps(twilio_message())
+
+    twilio.add_callback("POST", MESSAGES_URL, callback=slow_twilio)
+    barrier = threading.Barrier(50)
+    statuses: list[int] = []
+
+    def app() -> None:
+        barrier.wait()
+        statuses.append(post_sms("same-key").status_code)
+
+    threads = [threading.Thread(target=app) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(twilio.calls) == 1
+    assert statuses.count(201) >= 1
+    assert set(statuses) <= {201, 409}
+    assert len(ledger_rows()) == 1
