@@ -222,7 +222,8 @@ def _apply_status(
         row.state = "sent"  # Twilio has it: its first callback links the SID to the row
     if not any(entry["status"] == status for entry in row.history):
         row.history.append({"status": status, "at": _now_iso(), "seq": sequence})
-        row.history.sort(key=lambda entry: (entry.get("seq") is None, entry.get("seq") or 0))
+        # Calls' callbacks carry SequenceNumber; Twilio's first answer (queued) carries none.
+        row.history.sort(key=lambda entry: -1 if entry.get("seq") is None else entry["seq"])
     current = ranks.get(row.status or "", 0)
     new = ranks.get(status, 0)
     terminal = current >= _TERMINAL[row.kind]

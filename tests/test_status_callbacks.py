@@ -111,11 +111,11 @@ def test_call_events_in_any_order_keep_the_furthest(call_ref: str) -> None:
     view = json.loads(get_call(req).get_body())
     assert view["status"] == "completed"
     assert [h["status"] for h in view["history"]] == [
+        "queued",
         "initiated",
         "ringing",
         "in-progress",
         "completed",
-        "queued",
     ]
 
 

@@ -26,8 +26,8 @@ def free_port() -> int:
 class DevHost:
     """`python -m devhost` with exactly the settings given (no local.settings.json)."""
 
-    def __init__(self, settings: Mapping[str, str], tmp: Path) -> None:
-        self.port = free_port()
+    def __init__(self, settings: Mapping[str, str], tmp: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "AHOY_"))}
         env.update(settings)

@@ -1,0 +1,57 @@
+"""python -m sandbox [--port 7072] [--settings local.settings.json]
+
+Plays the Twilio account named in the settings (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and,
+if set, TWILIO_API_KEY_SID/SECRET): the app must present those credentials, and every
+webhook the sandbox sends is signed with that auth token, as Twilio signs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from sandbox.server import Account, Sandbox
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sandbox", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=7072)
+    parser.add_argument("--settings", type=Path, default=Path("local.settings.json"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    values = dict(os.environ)
+    if args.settings.exists():
+        values.update(json.loads(args.settings.read_text()).get("Values", {}))
+    account = Account(
+        sid=values.get("TWILIO_ACCOUNT_SID", ""),
+        auth_token=values.get("TWILIO_AUTH_TOKEN", ""),
+        api_key_sid=values.get("TWILIO_API_KEY_SID") or None,
+        api_key_secret=values.get("TWILIO_API_KEY_SECRET") or None,
+    )
+    if not account.sid or not account.auth_token:
+        print("sandbox: TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are needed", file=sys.stderr)
+        return 2
+    sandbox = Sandbox(account, host=args.host, port=args.port)
+    print(f"sandbox: Twilio stand-in and outbox page on {sandbox.url}/", flush=True)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    sandbox.start()
+    with contextlib.suppress(KeyboardInterrupt):
+        stopped.wait()
+    sandbox.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

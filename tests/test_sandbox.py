@@ -1,0 +1,294 @@
+"""The sandbox on its own: Twilio's REST shapes and auth, and the TwiML player verb by verb."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+from twilio.request_validator import RequestValidator
+
+from sandbox import Account, Sandbox
+from sandbox.outbox import Call
+from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
+
+API_KEY, API_SECRET = "SK" + "1" * 32, "key-secret"
+CALLS = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json"
+MESSAGES = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+
+
+class TwimlServer:
+    """Serves TwiML documents by path; records what it was asked and whether it was signed."""
+
+    def __init__(self) -> None:
+        self.documents: dict[str, tuple[str, str]] = {}
+        self.requests: list[tuple[str, dict[str, list[str]], bool]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                form = parse_qs(self.rfile.read(length).decode())
+                url = f"{server.url}{self.path}"
+                signed = RequestValidator(AUTH_TOKEN).validate(
+                    url,
+                    {k: v[0] for k, v in form.items()},
+                    self.headers.get("X-Twilio-Signature", ""),
+                )
+                server.requests.append((urlsplit(self.path).path, form, signed))
+                body, content_type = server.documents.get(
+                    urlsplit(self.path).path, ("", "text/plain")
+                )
+                status = 200 if urlsplit(self.path).path in server.documents else 404
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body.encode())))
+                self.end_headers()
+                self.wfile.write(body.encode())
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+
+    def serve(self, path: str, twiml: str, content_type: str = "text/xml") -> str:
+        self.documents[path] = (twiml, content_type)
+        return f"{self.url}{path}"
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    running = Sandbox(
+        Account(ACCOUNT_SID, AUTH_TOKEN, API_KEY, API_SECRET), step_seconds=0.01
+    ).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def twiml() -> Iterator[TwimlServer]:
+    server = TwimlServer()
+    yield server
+    server.httpd.shutdown()
+
+
+def place(sandbox: Sandbox, url: str, to: str = "+14155550177", **extra: str) -> Call:
+    response = requests.post(
+        sandbox.url + CALLS,
+        data={"To": to, "From": "+15005550006", "Url": url, **extra},
+        auth=(ACCOUNT_SID, AUTH_TOKEN),
+        timeout=10,
+    )
+    assert response.status_code == 201, response.text
+    call = sandbox.outbox.calls[response.json()["sid"]]
+    deadline = time.monotonic() + 10
+    while call.status not in ("completed", "busy", "no-answer") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return call
+
+
+# --- REST --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "auth", [(ACCOUNT_SID, "wrong"), (API_KEY, "wrong"), ("AC" + "f" * 32, AUTH_TOKEN), None]
+)
+def test_wrong_credentials_are_401_20003(sandbox: Sandbox, auth: tuple[str, str] | None) -> None:
+    response = requests.post(
+        sandbox.url + MESSAGES,
+        data={"To": "+14155550177", "From": "+15005550006", "Body": "x"},
+        auth=auth,
+        timeout=10,
+    )
+    assert response.status_code == 401
+    assert response.json()["code"] == 20003
+    assert sandbox.outbox.messages == {}
+
+
+def test_messages_have_twilios_shape_and_can_be_listed_and_fetched(sandbox: Sandbox) -> None:
+    created = requests.post(
+        sandbox.url + MESSAGES,
+        data={"To": "+14155550177", "From": "+15005550006", "Body": "hi"},
+        auth=(API_KEY, API_SECRET),
+        timeout=10,
+    ).json()
+    assert created["sid"].startswith("SM")
+    assert created["status"] == "queued"
+    assert created["uri"] == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{created['sid']}.json"
+    assert created["date_created"].endswith("+0000")
+    listed = requests.get(
+        sandbox.url + MESSAGES,
+        params={"To": "+14155550177"},
+        auth=(ACCOUNT_SID, AUTH_TOKEN),
+        timeout=10,
+    ).json()["messages"]
+    assert [m["sid"] for m in listed] == [created["sid"]]
+    other = requests.get(
+        sandbox.url + MESSAGES,
+        params={"To": "+14155550000"},
+        auth=(ACCOUNT_SID, AUTH_TOKEN),
+        timeout=10,
+    ).json()["messages"]
+    assert other == []
+    fetched = requests.get(
+        sandbox.url + created["uri"].removeprefix(""), auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=10
+    )
+    assert fetched.json()["sid"] == created["sid"]
+
+
+@pytest.mark.parametrize(
+    ("form", "code"),
+    [
+        ({"From": "+15005550006", "Body": "x"}, 21604),
+        ({"To": "+14155550177", "Body": "x"}, 21603),
+        ({"To": "+14155550177", "From": "+15005550006"}, 21602),
+        ({"To": "+15005550001", "From": "+15005550006", "Body": "x"}, 21211),
+        ({"To": "+14155550177", "From": "+15005550001", "Body": "x"}, 21212),
+    ],
+)
+def test_twilios_errors_have_twilios_body(
+    sandbox: Sandbox, form: dict[str, str], code: int
+) -> None:
+    response = requests.post(
+        sandbox.url + MESSAGES, data=form, auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=10
+    )
+    assert response.status_code == 400
+    body = response.json()
+    assert (body["code"], body["status"]) == (code, 400)
+    assert body["more_info"].endswith(str(code))
+
+
+# --- the TwiML player --------------------------------------------------------------------
+
+
+def test_every_fetch_is_signed_and_carries_the_call_fields(
+    sandbox: Sandbox, twiml: TwimlServer
+) -> None:
+    call = place(sandbox, twiml.serve("/a", "<Response><Say>hi</Say></Response>"))
+    [(_, form, signed)] = twiml.requests
+    assert signed
+    assert {k: v[0] for k, v in form.items()} == {
+        "CallSid": call.sid,
+        "AccountSid": ACCOUNT_SID,
+        "From": "+15005550006",
+        "To": "+14155550177",
+        "CallStatus": "in-progress",
+        "Direction": "outbound-api",
+        "ApiVersion": "2010-04-01",
+    }
+
+
+def test_gather_posts_the_scripted_digits_to_its_action(
+    sandbox: Sandbox, twiml: TwimlServer
+) -> None:
+    requests.post(
+        f"{sandbox.url}/sandbox/key-presses",
+        json={"to": "+14155550111", "digits": ["2"]},
+        timeout=10,
+    )
+    twiml.serve("/chosen", "<Response><Say>You chose two</Say><Hangup/></Response>")
+    menu = twiml.serve(
+        "/menu",
+        '<Response><Gather numDigits="1" action="/chosen"><Say>Press 2</Say><Pause length="1"/>'
+        "</Gather><Say>Nothing pressed</Say></Response>",
+    )
+    call = place(sandbox, menu, to="+14155550111")
+    assert call.transcript == [
+        "Say: Press 2",
+        "Pause: 1 s",
+        "Gather: callee pressed 2",
+        "Say: You chose two",
+        "Hangup",
+    ]
+    assert twiml.requests[1][1]["Digits"] == ["2"]
+
+
+def test_gather_without_input_falls_through(sandbox: Sandbox, twiml: TwimlServer) -> None:
+    call = place(
+        sandbox,
+        twiml.serve("/m", "<Response><Gather><Say>Press</Say></Gather><Say>Bye</Say></Response>"),
+    )
+    assert call.transcript == ["Say: Press", "Gather: no input", "Say: Bye"]
+
+
+def test_dial_record_redirect_and_sms(sandbox: Sandbox, twiml: TwimlServer) -> None:
+    twiml.serve("/after-dial", "<Response><Redirect>/record</Redirect></Response>")
+    twiml.serve("/record", '<Response><Record action="/saved" maxLength="30"/></Response>')
+    twiml.serve("/saved", '<Response><Sms to="+14155550123">New voicemail</Sms></Response>')
+    start = twiml.serve(
+        "/dial",
+        '<Response><Dial action="/after-dial" callerId="+15005550006"><Number>+14155550100</Number>'
+        "<Client>alice</Client></Dial></Response>",
+    )
+    call = place(sandbox, start)
+    assert call.transcript == [
+        "Dial: Number +14155550100, Client alice (caller id +15005550006)",
+        "Redirect: /record",
+        "Record: the callee leaves a message",
+        "SMS to +14155550123: New voicemail",
+    ]
+    dial_result = twiml.requests[1][1]
+    assert dial_result["DialCallStatus"] == ["completed"]
+    recording = twiml.requests[3][1]
+    assert recording["RecordingUrl"][0].startswith(f"{sandbox.url}/recordings/RE")
+    [sms] = [m for m in sandbox.outbox.messages.values() if m.to == "+14155550123"]
+    assert sms.body == "New voicemail"
+
+
+def test_reject_ends_the_call_busy(sandbox: Sandbox, twiml: TwimlServer) -> None:
+    call = place(sandbox, twiml.serve("/r", '<Response><Reject reason="busy"/></Response>'))
+    assert (call.status, call.transcript) == ("busy", ["Reject: busy"])
+
+
+@pytest.mark.parametrize(
+    ("document", "content_type", "code"),
+    [
+        ("<Response><Shout>hi</Shout></Response>", "text/xml", 12100),
+        ("<Response><Say><Dial>+1</Dial></Say></Response>", "text/xml", 12100),
+        ("<Response><Say>unclosed</Response>", "text/xml", 12100),
+        ("<Reply/>", "text/xml", 12100),
+        ("<Response/>", "text/html", 12300),
+    ],
+)
+def test_twiml_twilio_would_reject_ends_the_call_with_its_code(
+    sandbox: Sandbox, twiml: TwimlServer, document: str, content_type: str, code: int
+) -> None:
+    call = place(sandbox, twiml.serve("/bad", document, content_type))
+    assert call.status == "completed"
+    assert call.transcript[0].startswith(f"Application error {code}")
+
+
+def test_endless_redirects_are_cut_off(sandbox: Sandbox, twiml: TwimlServer) -> None:
+    loop = twiml.serve("/loop", "<Response><Redirect>/loop</Redirect></Response>")
+    call = place(sandbox, loop)
+    assert call.transcript[-2].startswith("Application error 11100")
+    assert len(twiml.requests) == 20
+
+
+def test_only_loopback_urls_are_fetched(sandbox: Sandbox) -> None:
+    call = place(sandbox, "https://twiml.example.org/hello.xml")
+    assert call.transcript[0].startswith("Application error 11200")
+
+
+def test_status_callbacks_are_signed_and_sequenced(sandbox: Sandbox, twiml: TwimlServer) -> None:
+    twiml.serve("/events", "")
+    call = place(
+        sandbox,
+        twiml.serve("/c", "<Response><Say>hi</Say></Response>"),
+        StatusCallback=f"{twiml.url}/events",
+        StatusCallbackEvent="initiated",
+    )
+    events = [form for path, form, _ in twiml.requests if path == "/events"]
+    assert all(signed for path, _, signed in twiml.requests)
+    assert [e["CallStatus"][0] for e in events] == ["initiated", "completed"]
+    assert [e["SequenceNumber"][0] for e in events] == ["0", "1"]
+    assert events[-1]["CallDuration"] == [str(call.duration)]

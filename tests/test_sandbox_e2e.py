@@ -1,0 +1,256 @@
+"""End to end with no mocks: the local host, the sandbox playing Twilio, and Azurite."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from sandbox import Account, Sandbox
+from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, BASE_SETTINGS
+from tests.support.azurite import Azurite
+from tests.support.devhost_process import FUNCTION_KEY, DevHost, free_port
+
+SANDBOX_FROM = "+15005550006"
+KEY = {"x-functions-key": FUNCTION_KEY}
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Sandbox]:
+    running = Sandbox(Account(ACCOUNT_SID, AUTH_TOKEN), step_seconds=0.05).start()
+    yield running
+    running.stop()
+
+
+def start_app(sandbox: Sandbox, azurite: Azurite, tmp: Path, **overrides: str) -> DevHost:
+    port = free_port()
+    settings = {
+        **BASE_SETTINGS,
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        "TWILIO_API_BASE_URL": sandbox.url,
+        "TWILIO_FROM_NUMBER": SANDBOX_FROM,
+        "TWILIO_SANDBOX": "1",
+        "DEV_PRINCIPAL": "dev-user",
+        "AzureWebJobsStorage": azurite.connection_string,
+        "AHOY_TABLE_PREFIX": f"sandbox{port}",
+        **overrides,
+    }
+    host = DevHost(settings, tmp, port=port)
+    host.wait_ready()
+    return host
+
+
+@pytest.fixture(scope="module")
+def app(
+    sandbox: Sandbox, azurite: Azurite, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    host = start_app(sandbox, azurite, tmp_path_factory.mktemp("app"))
+    yield host.url
+    host.stop()
+
+
+def eventually(probe: Callable[[], Any], timeout: float = 10) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
+
+
+def test_an_sms_is_delivered_and_the_app_sees_it(app: str, sandbox: Sandbox) -> None:
+    sent = requests.post(
+        f"{app}/api/sendSms",
+        json={"to": "+14155551234", "body": "ahoy hoy"},
+        headers=KEY,
+        timeout=10,
+    )
+    assert sent.status_code == 201
+    sid = sent.json()["sid"]
+
+    def delivered() -> dict[str, Any] | None:
+        view = requests.get(f"{app}/api/messages/{sid}", headers=KEY, timeout=10).json()
+        return view if view["status"] == "delivered" else None
+
+    view = eventually(delivered)
+    assert view is not None, "the message never showed as delivered"
+    assert [h["status"] for h in view["history"]] == ["queued", "sent", "delivered"]
+    assert sandbox.outbox.messages[sid].body == "ahoy hoy"
+
+
+def test_a_call_speaks_the_sealed_message_and_completes(app: str, sandbox: Sandbox) -> None:
+    placed = requests.post(
+        f"{app}/api/makeCall",
+        json={"to": "+14155551234", "message": "Hello from Ahoy", "voice": "woman"},
+        headers=KEY,
+        timeout=10,
+    )
+    assert placed.status_code == 201
+    sid = placed.json()["sid"]
+
+    def completed() -> dict[str, Any] | None:
+        view = requests.get(f"{app}/api/calls/{sid}", headers=KEY, timeout=10).json()
+        return view if view["status"] == "completed" else None
+
+    view = eventually(completed)
+    assert view is not None, "the call never completed"
+    assert [h["status"] for h in view["history"]] == [
+        "queued",
+        "initiated",
+        "ringing",
+        "in-progress",
+        "completed",
+    ]
+    # The sandbox fetched /api/twiml with a signature Ahoy accepted: the text was spoken.
+    assert sandbox.outbox.calls[sid].transcript == ["Say: Hello from Ahoy"]
+
+
+def test_a_twiml_url_that_fails_signature_validation_is_an_application_error(
+    app: str, sandbox: Sandbox
+) -> None:
+    # As an account owner could misconfigure it in the console: Ahoy's TwiML URL under
+    # another host name than PUBLIC_BASE_URL. Twilio signs what it fetches; Ahoy refuses.
+    wrong_host = app.replace("127.0.0.1", "localhost") + "/api/twiml?Message%5B0%5D=hi"
+    created = requests.post(
+        f"{sandbox.url}/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json",
+        data={"To": "+14155551234", "From": SANDBOX_FROM, "Url": wrong_host},
+        auth=(ACCOUNT_SID, AUTH_TOKEN),
+        timeout=10,
+    )
+    assert created.status_code == 201
+    call = sandbox.outbox.calls[created.json()["sid"]]
+    assert eventually(lambda: call.status == "completed")
+    assert call.transcript[0].startswith("Application error 11200: HTTP 403")
+
+
+@pytest.mark.parametrize(
+    ("to", "status", "code"),
+    [
+        ("+15005550001", 422, 21211),
+        ("+15005550002", 422, 21612),
+        ("+15005550003", 422, 21408),
+        ("+15005550004", 422, 21610),
+        ("+15005550009", 422, 21614),
+    ],
+)
+def test_twilio_test_numbers_map_to_the_documented_statuses(
+    app: str, to: str, status: int, code: int
+) -> None:
+    response = requests.post(
+        f"{app}/api/sendSms", json={"to": to, "body": "hi"}, headers=KEY, timeout=10
+    )
+    assert response.status_code == status
+    assert response.json()["twilioCode"] == code
+    assert response.json()["errors"][0]["field"] == "to"
+
+
+def test_an_invalid_from_number_is_a_misconfiguration(
+    sandbox: Sandbox, azurite: Azurite, tmp_path: Path
+) -> None:
+    host = start_app(sandbox, azurite, tmp_path, TWILIO_FROM_NUMBER="+15005550001")
+    try:
+        response = requests.post(
+            f"{host.url}/api/sendSms",
+            json={"to": "+14155551234", "body": "hi"},
+            headers=KEY,
+            timeout=10,
+        )
+    finally:
+        host.stop()
+    assert response.status_code == 500
+    assert response.json()["twilioCode"] == 21212
+    assert response.json()["settings"] == ["TWILIO_FROM_NUMBER"]
+
+
+def test_wrong_credentials_are_a_misconfiguration(
+    sandbox: Sandbox, azurite: Azurite, tmp_path: Path
+) -> None:
+    host = start_app(sandbox, azurite, tmp_path, TWILIO_AUTH_TOKEN="not-the-accounts-token")
+    try:
+        response = requests.post(
+            f"{host.url}/api/makeCall",
+            json={"to": "+14155551234", "message": "hi"},
+            headers=KEY,
+            timeout=10,
+        )
+    finally:
+        host.stop()
+    assert response.status_code == 500
+    assert response.json()["detail"] == "Twilio rejected this app's credentials."
+    assert response.json()["twilioCode"] == 20003
+
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).parent / "artifacts"
+
+
+def chromium(*args: str, profile: Path) -> str:
+    import os
+    import shutil
+    import subprocess
+
+    binary = shutil.which("chromium")
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("Debian's chromium is missing: .ci/run installs it")
+        pytest.skip("install Debian's chromium to run the outbox page test")
+    result = subprocess.run(
+        [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return result.stdout
+
+
+def test_the_outbox_page_shows_messages_and_calls_in_a_real_browser(
+    app: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    requests.post(
+        f"{app}/api/sendSms",
+        json={"to": "+14155550199", "body": "seen in the browser"},
+        headers=KEY,
+        timeout=10,
+    )
+    placed = requests.post(
+        f"{app}/api/makeCall",
+        json={"to": "+14155550199", "message": "Spoken in the browser"},
+        headers=KEY,
+        timeout=10,
+    ).json()
+    assert eventually(lambda: sandbox.outbox.calls[placed["sid"]].status == "completed")
+    time.sleep(0.3)  # the message's last callback
+
+    dom = chromium(
+        "--virtual-time-budget=3000", "--dump-dom", f"{sandbox.url}/", profile=tmp_path / "a"
+    )
+    assert "seen in the browser" in dom
+    assert "Say: Spoken in the browser" in dom
+    assert "delivered" in dom
+    assert dom.index("seen in the browser") < dom.index("ahoy hoy")  # newest first
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    screenshot = ARTIFACTS / "sandbox-outbox.png"
+    screenshot.unlink(missing_ok=True)
+    chromium(
+        "--virtual-time-budget=3000",
+        "--window-size=1280,900",
+        f"--screenshot={screenshot}",
+        f"{sandbox.url}/",
+        profile=tmp_path / "b",
+    )
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
