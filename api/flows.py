@@ -13,6 +13,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -39,15 +40,20 @@ def seal(params: list[tuple[str, str]], *, caller: str, ttl_seconds: int, key: b
         {"p": params, "c": caller, "x": int(time.time()) + ttl_seconds}, separators=(",", ":")
     ).encode()
     nonce = os.urandom(_NONCE_BYTES)
-    sealed = AESGCM(key).encrypt(nonce, payload, _CONTEXT)
+    sealed = _cipher(key).encrypt(nonce, payload, _CONTEXT)
     return base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode()
+
+
+@lru_cache(maxsize=4)
+def _cipher(key: bytes) -> AESGCM:
+    return AESGCM(key)
 
 
 def open_flow(token: str, *, key: bytes, now: float | None = None) -> Flow:
     """Open a sealed flow, or raise FlowRejected without saying more than that."""
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        payload = json.loads(AESGCM(key).decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], _CONTEXT))
+        payload = json.loads(_cipher(key).decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], _CONTEXT))
         flow = Flow(
             params=tuple((str(name), str(value)) for name, value in payload["p"]),
             caller=str(payload["c"]),

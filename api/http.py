@@ -7,10 +7,11 @@ RFC 9457 body; `answers_problems` applies it to a handler.
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import logging
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import azure.functions as func
 
@@ -39,7 +40,7 @@ log = logging.getLogger("ahoy.http")
 MAX_BODY_BYTES = 64 * 1024
 PROBLEM_TYPE_PREFIX = "urn:ahoy:problem:"
 M = TypeVar("M", bound="BaseModel")
-Handler = Callable[[func.HttpRequest], func.HttpResponse]
+H = TypeVar("H", bound=Callable[..., Any])
 
 
 def json_response(
@@ -85,20 +86,36 @@ def problem_response(error: AhoyError) -> func.HttpResponse:
     )
 
 
-def answers_problems(handler: Handler) -> Handler:
-    """Let `handler` raise AhoyError; answer it as a problem document and log it without details."""
+def answers_problems(handler: H) -> H:
+    """Let `handler` (sync or async) raise AhoyError; answer it as a problem document."""
+    if inspect.iscoroutinefunction(handler):
+
+        @functools.wraps(handler)
+        async def async_wrapper(req: func.HttpRequest) -> func.HttpResponse:
+            try:
+                response: func.HttpResponse = await handler(req)
+            except AhoyError as error:
+                return _answer(handler.__name__, error)
+            return response
+
+        return cast(H, async_wrapper)
 
     @functools.wraps(handler)
     def wrapper(req: func.HttpRequest) -> func.HttpResponse:
         try:
-            return handler(req)
+            response: func.HttpResponse = handler(req)
         except AhoyError as error:
-            level = logging.ERROR if isinstance(error, ServerError) else logging.INFO
-            # The slug and status say what happened; detail can name request fields.
-            log.log(level, "%s answered %d %s", handler.__name__, error.status, error.slug)
-            return problem_response(error)
+            return _answer(handler.__name__, error)
+        return response
 
-    return wrapper
+    return cast(H, wrapper)
+
+
+def _answer(name: str, error: AhoyError) -> func.HttpResponse:
+    level = logging.ERROR if isinstance(error, ServerError) else logging.INFO
+    # The slug and status say what happened; detail can name request fields.
+    log.log(level, "%s answered %d %s", name, error.status, error.slug)
+    return problem_response(error)
 
 
 def parse_json(req: func.HttpRequest, model: type[M]) -> M:

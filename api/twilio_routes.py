@@ -1,4 +1,8 @@
-"""Routes Twilio calls during a call. Kept light: a cold start here races Twilio's 15 s limit."""
+"""Routes Twilio calls during a call. Kept light: a cold start here races Twilio's 15 s limit.
+
+/api/twiml is async: it never blocks (no storage, no network), so it runs on the worker's
+event loop instead of paying a thread-pool hand-off on every fetch.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ bp = func.Blueprint()
 
 @bp.route(route="twiml", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @answers_problems
-def twiml(req: func.HttpRequest) -> func.HttpResponse:
+async def twiml(req: func.HttpRequest) -> func.HttpResponse:
     verify_twilio_request(req)
     query = parse_qsl(urlsplit(req.url).query, keep_blank_values=True)
     return func.HttpResponse(render_twiml(query), mimetype="text/xml")

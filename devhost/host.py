@@ -245,7 +245,8 @@ async def _read_body(receive: Receive) -> bytes | None:
 
 
 async def _empty(send: Send, status: int) -> int:
-    await send({"type": "http.response.start", "status": status, "headers": []})
+    headers = [(b"content-length", b"0")]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": b""})
     return status
 
@@ -258,6 +259,7 @@ async def _send_response(send: Send, response: func.HttpResponse) -> int:
             content_type += f"; charset={response.charset}"
         headers.append((b"content-type", content_type.encode("latin-1")))
     body = response.get_body() or b""
+    headers.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
     await send({"type": "http.response.body", "body": body})
     return int(response.status_code)

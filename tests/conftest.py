@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -213,6 +214,14 @@ def sent_form(call: Any) -> dict[str, list[str]]:
     assert len(callbacks) == 1
     assert STATUS_CALLBACK.fullmatch(callbacks[0])
     return form
+
+
+def run_twiml(req: func.HttpRequest) -> func.HttpResponse:
+    """Await the async /api/twiml function, as the worker's event loop does."""
+    from api.twilio_routes import twiml
+
+    response: func.HttpResponse = asyncio.run(twiml(req))
+    return response
 
 
 def problem(response: func.HttpResponse) -> dict[str, Any]:

@@ -9,8 +9,7 @@ import pytest
 from api.app_routes import send_sms
 from api.errors import ConfigurationError
 from api.settings import Settings, get_settings
-from api.twilio_routes import twiml
-from tests.conftest import AUTH_TOKEN, BASE_SETTINGS, problem, request
+from tests.conftest import AUTH_TOKEN, BASE_SETTINGS, problem, request, run_twiml
 
 
 def test_base_settings_load() -> None:
@@ -84,7 +83,7 @@ def test_a_missing_setting_answers_500_naming_it(monkeypatch: pytest.MonkeyPatch
 
 def test_twiml_with_a_missing_setting_is_500_not_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AHOY_FLOW_KEY", "@Microsoft.KeyVault(VaultName=v;SecretName=s)")
-    response = twiml(request("GET", "/api/twiml?flow=abc"))
+    response = run_twiml(request("GET", "/api/twiml?flow=abc"))
     assert response.status_code == 500
     assert problem(response)["settings"] == ["AHOY_FLOW_KEY"]
     assert "VaultName" not in response.get_body().decode()

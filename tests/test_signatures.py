@@ -7,8 +7,7 @@ import json
 import pytest
 from twilio.request_validator import RequestValidator
 
-from api.twilio_routes import twiml
-from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL, problem, request, signed
+from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL, problem, request, run_twiml, signed
 
 # twilio-python's published test vector.
 VECTOR_TOKEN = "12345"
@@ -99,30 +98,30 @@ def test_an_explicit_default_port_still_validates(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setenv("PUBLIC_BASE_URL", "https://ahoy.example.net:443")
     reset_caches()
-    assert twiml(signed("GET", "/api/twiml?Message[0]=hi")).status_code == 200
+    assert run_twiml(signed("GET", "/api/twiml?Message[0]=hi")).status_code == 200
 
 
 def test_repeated_form_keys_are_all_part_of_the_signature() -> None:
     form = [("Message[0]", "ignored"), ("Digits", "1"), ("Digits", "2")]
-    assert twiml(signed("POST", "/api/twiml", form)).status_code == 200
+    assert run_twiml(signed("POST", "/api/twiml", form)).status_code == 200
 
 
 @pytest.mark.parametrize("signature", [None, "", "bm90IGEgc2lnbmF0dXJl", "%%%"])
 def test_missing_or_wrong_signatures_are_403_problems(signature: str | None) -> None:
     headers = {} if signature is None else {"X-Twilio-Signature": signature}
-    response = twiml(request("GET", "/api/twiml?Message[0]=hi", headers=headers, caller=None))
+    response = run_twiml(request("GET", "/api/twiml?Message[0]=hi", headers=headers, caller=None))
     assert response.status_code == 403
     assert problem(response)["type"].endswith("invalid-signature")
 
 
 def test_a_signature_made_with_another_token_is_403() -> None:
-    assert twiml(signed("GET", "/api/twiml", token="another-token")).status_code == 403
+    assert run_twiml(signed("GET", "/api/twiml", token="another-token")).status_code == 403
 
 
 def test_the_secondary_token_is_accepted_during_rotation(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TWILIO_AUTH_TOKEN_SECONDARY", "next-token")
-    assert twiml(signed("GET", "/api/twiml", token="next-token")).status_code == 200
-    assert twiml(signed("GET", "/api/twiml", token=AUTH_TOKEN)).status_code == 200
+    assert run_twiml(signed("GET", "/api/twiml", token="next-token")).status_code == 200
+    assert run_twiml(signed("GET", "/api/twiml", token=AUTH_TOKEN)).status_code == 200
 
 
 def test_forwarded_headers_are_not_trusted() -> None:
@@ -138,7 +137,7 @@ def test_forwarded_headers_are_not_trusted() -> None:
         },
         caller=None,
     )
-    assert twiml(req).status_code == 403
+    assert run_twiml(req).status_code == 403
 
 
 def test_an_unsigned_body_of_another_type_is_refused() -> None:
@@ -151,7 +150,7 @@ def test_an_unsigned_body_of_another_type_is_refused() -> None:
         headers={"X-Twilio-Signature": signature, "Content-Type": "text/xml"},
         caller=None,
     )
-    assert twiml(req).status_code == 403
+    assert run_twiml(req).status_code == 403
 
 
 def test_the_check_can_be_switched_off_only_under_the_local_host(
@@ -159,7 +158,7 @@ def test_the_check_can_be_switched_off_only_under_the_local_host(
 ) -> None:
     monkeypatch.setenv("TWILIO_VALIDATE_SIGNATURES", "false")
     unsigned = request("GET", "/api/twiml?Message[0]=hi", caller=None)
-    refused = twiml(unsigned)
+    refused = run_twiml(unsigned)
     assert refused.status_code == 500
     assert problem(refused)["settings"] == ["TWILIO_VALIDATE_SIGNATURES"]
 
@@ -167,4 +166,4 @@ def test_the_check_can_be_switched_off_only_under_the_local_host(
 
     monkeypatch.setenv("DEVHOST_BIND", "127.0.0.1:7071")
     reset_caches()
-    assert twiml(unsigned).status_code == 200
+    assert run_twiml(unsigned).status_code == 200

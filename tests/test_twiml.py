@@ -10,15 +10,14 @@ import pytest
 
 from api.flows import seal
 from api.settings import get_settings
-from api.twilio_routes import twiml
-from tests.conftest import signed
+from tests.conftest import run_twiml, signed
 
 DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
 HANGUP = f"{DECLARATION}<Response><Hangup /></Response>"
 
 
 def render(query: str, method: str = "GET", form: list[tuple[str, str]] | None = None) -> str:
-    response = twiml(signed(method, f"/api/twiml?{query}" if query else "/api/twiml", form))
+    response = run_twiml(signed(method, f"/api/twiml?{query}" if query else "/api/twiml", form))
     assert response.status_code == 200
     assert response.mimetype == "text/xml"
     return response.get_body().decode()

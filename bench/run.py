@@ -1,0 +1,596 @@
+"""Ahoy's performance figures, each against its baseline measured in the same run.
+
+    .venv/bin/python -m bench.run [--quick] [--write bench/RESULTS.md]
+
+1. cold import of function_app vs a naive app with twilio.rest, pydantic-settings and
+   phonenumbers imported at module top (goal <= 0.3x the naive delta);
+2. first signed /api/twiml request in a fresh process: which heavy modules it loaded, and its
+   time to first response vs the naive app;
+3. warm overhead in-process: sendSms and makeCall handlers (Twilio answered by an in-memory
+   transport, storage on Azurite) vs the same Twilio call plus the same number of storage round
+   trips made directly (goal <= 1.3x); TwiML render of a sealed flow with its signature checked
+   vs building the same VoiceResponse and checking the same signature (goal <= 1.5x);
+4. connection reuse: TCP connections opened for 200 sequential sends to a loopback stand-in
+   (goal: exactly 1);
+5. local host throughput for /api/twiml at 32 connections vs a bare ASGI hello world on the
+   same server (goal >= 0.5x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ["twilio.rest", "requests", "urllib3", "aiohttp", "azure.data.tables"]
+TOKEN = "bench-auth-token"
+ACCOUNT = "AC" + "0" * 32
+SETTINGS = {
+    "TWILIO_ACCOUNT_SID": ACCOUNT,
+    "TWILIO_AUTH_TOKEN": TOKEN,
+    "TWILIO_FROM_NUMBER": "+14155550100",
+    "PUBLIC_BASE_URL": "https://ahoy.example.net",
+    "AHOY_FLOW_KEY": base64.b64encode(bytes(range(32))).decode(),
+    "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+    "CALLER_AUTH": "key",
+    "RATE_LIMIT_PER_MINUTE": "10000000",
+    "DAILY_QUOTA": "10000000",
+    "DESTINATION_LIMIT_PER_HOUR": "10000000",
+    "GLOBAL_DAILY_CAP": "10000000",
+}
+Row = tuple[str, str, str, str, str]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    parser.add_argument("--write", type=Path, help="also write the table to this Markdown file")
+    args = parser.parse_args()
+    os.environ.update(SETTINGS)
+    sys.path.insert(0, str(ROOT))
+    runs = 3 if args.quick else 9
+    rows: list[Row] = []
+    rows += cold_import(runs)
+    rows += first_request(runs)
+    with tempfile.TemporaryDirectory() as tmp:
+        from tests.support.azurite import Azurite
+
+        azurite = Azurite(Path(tmp) / "azurite").start()
+        try:
+            os.environ["AzureWebJobsStorage"] = azurite.connection_string
+            rows += warm_overhead(100 if args.quick else 300)
+            rows += connection_reuse()
+        finally:
+            azurite.stop()
+        rows += throughput(3.0 if args.quick else 10.0, Path(tmp))
+    table = render(rows)
+    print(table)
+    if args.write:
+        args.write.write_text(results_page(table))
+    return 0
+
+
+# --- 1 and 2: cold start --------------------------------------------------------------------
+
+
+def _fresh(code: str, *argv: str) -> Any:
+    out = subprocess.run(
+        [sys.executable, "-c", code, *argv],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+COLD_IMPORT = """
+import json, sys, time
+import azure.functions
+started = time.perf_counter()
+__import__(sys.argv[1])
+print(json.dumps((time.perf_counter() - started) * 1000))
+"""
+
+
+def cold_import(runs: int) -> list[Row]:
+    ours = statistics.median(_fresh(COLD_IMPORT, "function_app") for _ in range(runs))
+    naive = statistics.median(_fresh(COLD_IMPORT, "bench.naive_app") for _ in range(runs))
+    return [
+        (
+            "1. cold import (minus azure.functions)",
+            f"{ours:.1f} ms",
+            f"{naive:.1f} ms (naive app)",
+            f"{ours / naive:.2f}x",
+            "<= 0.3x " + _verdict(ours / naive <= 0.3),
+        )
+    ]
+
+
+FIRST_REQUEST = """
+import asyncio, json, sys, time
+import azure.functions as func
+url, signature, body = sys.argv[2], sys.argv[3], sys.argv[4].encode()
+started = time.perf_counter()
+__import__(sys.argv[1])
+from api.twilio_routes import twiml
+request = func.HttpRequest(
+    "POST", url, body=body,
+    headers={"X-Twilio-Signature": signature,
+             "Content-Type": "application/x-www-form-urlencoded"},
+)
+response = asyncio.run(twiml(request))
+elapsed = (time.perf_counter() - started) * 1000
+heavy = [m for m in HEAVY if m in sys.modules]
+print(json.dumps({"ms": elapsed, "status": response.status_code,
+                  "xml": response.get_body().decode(), "heavy": heavy}))
+""".replace("HEAVY", repr(HEAVY))
+
+
+def signed_twiml_request() -> tuple[str, str, str]:
+    """A sealed message flow as makeCall issues it, POSTed and signed as Twilio does."""
+    from twilio.request_validator import RequestValidator
+
+    from api.flows import seal
+
+    token = seal(
+        [("Message[0]", "Hello from Ahoy"), ("Voice", "woman")],
+        caller="bench",
+        ttl_seconds=900,
+        key=base64.b64decode(SETTINGS["AHOY_FLOW_KEY"]),
+    )
+    url = f"{SETTINGS['PUBLIC_BASE_URL']}/api/twiml?flow={token}"
+    form = {"CallSid": "CA" + "1" * 32, "AccountSid": ACCOUNT, "CallStatus": "in-progress"}
+    return url, RequestValidator(TOKEN).compute_signature(url, form), urlencode(form)
+
+
+def first_request(runs: int) -> list[Row]:
+    url, signature, body = signed_twiml_request()
+    ours = [_fresh(FIRST_REQUEST, "function_app", url, signature, body) for _ in range(runs)]
+    naive = [_fresh(FIRST_REQUEST, "bench.naive_app", url, signature, body) for _ in range(runs)]
+    assert all(r["status"] == 200 and "Hello from Ahoy" in r["xml"] for r in ours + naive)
+    heavy = sorted({m for r in ours for m in r["heavy"]})
+    ours_ms = statistics.median(r["ms"] for r in ours)
+    naive_ms = statistics.median(r["ms"] for r in naive)
+    return [
+        (
+            "2. first /api/twiml in a fresh process",
+            f"{ours_ms:.1f} ms",
+            f"{naive_ms:.1f} ms (naive app)",
+            f"{ours_ms / naive_ms:.2f}x",
+            f"heavy modules loaded: {', '.join(heavy) or 'none'} " + _verdict(not heavy),
+        )
+    ]
+
+
+# --- 3 and 4: warm, in-process -----------------------------------------------------------
+
+
+def _in_memory_twilio() -> Any:
+    """Twilio's REST API answered in memory: no sockets, the same JSON Twilio sends."""
+    import logging
+
+    from twilio.http import HttpClient
+    from twilio.http.response import Response
+
+    class InMemoryTwilio(HttpClient):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__(logging.getLogger("bench.twilio"), False, None)
+
+        def request(
+            self,
+            method: str,
+            uri: str,
+            params: Any = None,
+            data: Any = None,
+            headers: Any = None,
+            auth: Any = None,
+            timeout: Any = None,
+            allow_redirects: bool = False,
+        ) -> Response:
+            kind = "CA" if uri.endswith("/Calls.json") else "SM"
+            return Response(
+                201,
+                json.dumps(
+                    {
+                        "sid": kind + uuid.uuid4().hex,
+                        "status": "queued",
+                        "to": data["To"],
+                        "from": data.get("From"),
+                        "date_created": "Sat, 28 Nov 2026 00:00:00 +0000",
+                    }
+                ),
+                {},
+            )
+
+    return InMemoryTwilio()
+
+
+def _drive(coroutine: Any) -> Any:
+    """Run a coroutine that never awaits to its end, with no event loop in the way."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    raise RuntimeError("the coroutine awaited something")
+
+
+def _best_mean(run: Callable[[], object], n: int, rounds: int = 3) -> float:
+    """Seconds per call: the best of a few rounds' means, after a warm-up."""
+    for _ in range(10):
+        run()
+    means = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for _ in range(n):
+            run()
+        means.append((time.perf_counter() - started) / n)
+    return min(means)
+
+
+def _storage_round_trips(action: Callable[[], None]) -> list[str]:
+    from azure.core.pipeline.transport import RequestsTransport
+
+    seen: list[str] = []
+    original = RequestsTransport.send
+
+    def counting(self: Any, request: Any, **kwargs: Any) -> Any:
+        seen.append(request.method)
+        return original(self, request, **kwargs)
+
+    RequestsTransport.send = counting  # type: ignore[method-assign]
+    try:
+        action()
+    finally:
+        RequestsTransport.send = original  # type: ignore[method-assign]
+    return seen
+
+
+def warm_overhead(n: int) -> list[Row]:
+    import azure.functions as func
+    from azure.data.tables import TableServiceClient, UpdateMode
+    from twilio.request_validator import RequestValidator
+    from twilio.rest import Client
+    from twilio.twiml.voice_response import VoiceResponse
+
+    from api import messaging
+    from api.app_routes import make_call, send_sms
+    from api.settings import get_settings
+    from api.twilio_routes import twiml
+    from api.twilio_service import TwilioService
+
+    transport = _in_memory_twilio()
+    service = TwilioService(get_settings(), http_client=transport)
+    messaging.get_twilio_service = lambda: service  # type: ignore[assignment]
+    direct = Client(
+        ACCOUNT,
+        TOKEN,
+        ACCOUNT,
+        http_client=transport,
+        environment={"TWILIO_EDGE": "", "TWILIO_REGION": ""},
+    )
+    table = TableServiceClient.from_connection_string(
+        os.environ["AzureWebJobsStorage"]
+    ).create_table_if_not_exists("benchfloor")
+    table.upsert_entity({"PartitionKey": "p", "RowKey": "existing", "Count": 0})
+
+    def app_request(path: str, body: dict[str, Any]) -> func.HttpRequest:
+        return func.HttpRequest(
+            "POST",
+            f"http://127.0.0.1:7071{path}",
+            body=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", "Idempotency-Key": uuid.uuid4().hex},
+        )
+
+    def floor_storage(methods: list[str]) -> Callable[[], None]:
+        def replay() -> None:
+            for method in methods:
+                if method == "GET":
+                    table.get_entity("p", "existing")
+                elif method == "POST":
+                    table.create_entity({"PartitionKey": "p", "RowKey": uuid.uuid4().hex})
+                else:
+                    table.update_entity(
+                        {"PartitionKey": "p", "RowKey": "existing", "Count": 1},
+                        mode=UpdateMode.REPLACE,
+                    )
+
+        return replay
+
+    rows: list[Row] = []
+    cases = [
+        (
+            "sendSms",
+            send_sms,
+            "/api/sendSms",
+            {"to": "+14155551234", "body": "ahoy hoy"},
+            lambda: direct.api.v2010.account.messages.create(
+                to="+14155551234",
+                from_="+14155550100",
+                body="ahoy hoy",
+                status_callback="https://ahoy.example.net/api/status?ref=" + "0" * 32,
+            ),
+        ),
+        (
+            "makeCall",
+            make_call,
+            "/api/makeCall",
+            {"to": "+14155551234", "message": "Hello"},
+            lambda: direct.api.v2010.account.calls.create(
+                to="+14155551234",
+                from_="+14155550100",
+                url="https://ahoy.example.net/api/twiml",
+                status_callback="https://ahoy.example.net/api/status?ref=" + "0" * 32,
+                status_callback_event=["initiated", "ringing", "answered", "completed"],
+                status_callback_method="POST",
+                time_limit=600,
+            ),
+        ),
+    ]
+    for name, handler, path, body, twilio_call in cases:
+        handler(app_request(path, body))  # tables exist, connections open
+        methods = _storage_round_trips(lambda: handler(app_request(path, body)))  # noqa: B023
+        storage = floor_storage(methods)
+
+        requests_ = iter([app_request(path, body) for _ in range(n * 4 + 20)])
+        ahoy = _best_mean(lambda: handler(next(requests_)), n)  # noqa: B023
+        floor = _best_mean(lambda: (twilio_call(), storage()), n)  # noqa: B023
+        rows.append(
+            (
+                f"3. warm {name} (in-memory Twilio, Azurite)",
+                f"{ahoy * 1000:.2f} ms",
+                f"{floor * 1000:.2f} ms (Twilio call + {len(methods)} storage round trips)",
+                f"{ahoy / floor:.2f}x",
+                "<= 1.3x " + _verdict(ahoy / floor <= 1.3),
+            )
+        )
+
+    url, signature, body_text = signed_twiml_request()
+    form = dict(pair.split("=") for pair in body_text.split("&"))
+    twiml_requests = iter(
+        [
+            func.HttpRequest(
+                "POST",
+                url,
+                body=body_text.encode(),
+                headers={
+                    "X-Twilio-Signature": signature,
+                    "Content-Type": "application/x-www-form-urlencoded",
+                },
+            )
+            for _ in range(n * 40 + 20)
+        ]
+    )
+
+    def render_directly() -> None:
+        assert RequestValidator(TOKEN).validate(url, form, signature)
+        response = VoiceResponse()
+        response.say("Hello from Ahoy", voice="woman")
+        response.to_xml()
+
+    ahoy = _best_mean(lambda: _drive(twiml(next(twiml_requests))), n * 10)
+    floor = _best_mean(render_directly, n * 10)
+    rows.append(
+        (
+            "3. warm TwiML render (sealed flow, signature)",
+            f"{ahoy * 1e6:.0f} us",
+            f"{floor * 1e6:.0f} us (VoiceResponse + RequestValidator)",
+            f"{ahoy / floor:.2f}x",
+            "<= 1.5x " + _verdict(ahoy / floor <= 1.5),
+        )
+    )
+    return rows
+
+
+def connection_reuse() -> list[Row]:
+    import azure.functions as func
+
+    from api import messaging
+    from api.app_routes import send_sms
+    from api.settings import get_settings
+    from api.twilio_service import TwilioService
+    from tests.support.twilio_standin import TwilioStandIn
+
+    with TwilioStandIn() as standin:
+        os.environ["TWILIO_API_BASE_URL"] = standin.url
+        get_settings.cache_clear()
+        service = TwilioService(get_settings())
+        messaging.get_twilio_service = lambda: service  # type: ignore[assignment]
+        statuses = set()
+        for _ in range(200):
+            request = func.HttpRequest(
+                "POST",
+                "http://127.0.0.1:7071/api/sendSms",
+                body=json.dumps({"to": "+14155551234", "body": "hi"}).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            statuses.add(send_sms(request).status_code)
+        assert statuses == {201}, statuses
+        sent, connections = len(standin.requests), standin.connections
+    return [
+        (
+            "4. connection reuse",
+            f"{connections} TCP connection(s)",
+            f"{sent} sequential sends",
+            "",
+            "exactly 1 " + _verdict(connections == 1),
+        )
+    ]
+
+
+# --- 5: the local host under load ----------------------------------------------------------
+
+
+async def _load(
+    port: int, request: bytes, seconds: float, connections: int
+) -> tuple[int, int, list[float]]:
+    latencies: list[float] = []
+    errors = 0
+    until = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        while time.perf_counter() < until:
+            started = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = re.search(rb"(?i)content-length: *(\d+)", head)
+            await reader.readexactly(int(length.group(1)) if length else 0)
+            latencies.append(time.perf_counter() - started)
+            if not head.startswith(b"HTTP/1.1 200"):
+                errors += 1
+        writer.close()
+
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    return len(latencies), errors, latencies
+
+
+def _serve(
+    command: list[str], port: int, env: dict[str, str], log: Path
+) -> subprocess.Popen[bytes]:
+    import socket
+
+    output = log.open("w")
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return process
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"{command} did not start: {log.read_text()}")
+
+
+def throughput(seconds: float, tmp: Path) -> list[Row]:
+    """Both servers run side by side; load alternates between them in short rounds, so the
+    machine's drift hits both alike."""
+    from twilio.request_validator import RequestValidator
+
+    from tests.support.devhost_process import free_port
+
+    servers: dict[str, tuple[int, bytes, subprocess.Popen[bytes]]] = {}
+    for name in ("hello", "twiml"):
+        port = free_port()
+        env = {**os.environ, "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
+        if name == "hello":
+            command = [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "bench.hello_asgi:app",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ]
+            path = "/"
+        else:
+            command = [
+                sys.executable,
+                "-m",
+                "devhost",
+                "--port",
+                str(port),
+                "--settings",
+                str(tmp / "none.json"),
+            ]
+            path = f"/api/twiml?{urlsplit(signed_twiml_request()[0]).query}"
+        url = f"http://127.0.0.1:{port}{path}"
+        signature = RequestValidator(TOKEN).compute_signature(url, {})
+        request = (
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"X-Twilio-Signature: {signature}\r\n\r\n"
+        ).encode()
+        servers[name] = (port, request, _serve(command, port, env, tmp / f"{name}.log"))
+    totals = {name: (0, 0, []) for name in servers}  # type: dict[str, tuple[int, int, list[float]]]
+    rounds = max(2, int(seconds))
+    try:
+        for port, request, _ in servers.values():
+            asyncio.run(_load(port, request, 0.5, 32))  # warm-up
+        for _ in range(rounds):
+            for name, (port, request, _) in servers.items():
+                count, errors, latencies = asyncio.run(_load(port, request, 1.0, 32))
+                done, failed, seen = totals[name]
+                totals[name] = (done + count, failed + errors, seen + latencies)
+    finally:
+        for _, _, process in servers.values():
+            process.terminate()
+            process.wait()
+
+    def describe(name: str) -> str:
+        count, errors, latencies = totals[name]
+        latencies.sort()
+        p50, p99 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)]
+        return (
+            f"{count / rounds:.0f} req/s, p50 {p50 * 1000:.1f} ms, "
+            f"p99 {p99 * 1000:.1f} ms, {errors} errors"
+        )
+
+    ratio = totals["twiml"][0] / totals["hello"][0]
+    return [
+        (
+            "5. local host, /api/twiml at 32 connections",
+            describe("twiml"),
+            describe("hello") + " (bare ASGI hello world, same uvicorn)",
+            f"{ratio:.2f}x",
+            ">= 0.5x " + _verdict(ratio >= 0.5 and totals["twiml"][1] == 0),
+        )
+    ]
+
+
+# --- output ------------------------------------------------------------------------------
+
+
+def _verdict(ok: bool) -> str:
+    return "(met)" if ok else "(MISSED)"
+
+
+def render(rows: list[Row]) -> str:
+    lines = ["| figure | Ahoy | baseline | ratio | goal |", "|---|---|---|---|---|"]
+    lines += [f"| {' | '.join(row)} |" for row in rows]
+    return "\n".join(lines)
+
+
+def results_page(table: str) -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown CPU",
+    )
+    return f"""# Benchmark results
+
+Produced by `.venv/bin/python -m bench.run --write bench/RESULTS.md` on
+{time.strftime("%Y-%m-%d")}: {os.cpu_count()} cores ({cpu}), Python {platform.python_version()},
+{platform.system()} {platform.release()}. Every figure is compared with its baseline measured in
+the same run; absolute times are noisy on a shared 2-core machine, ratios much less so.
+
+{table}
+"""
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
