@@ -52,6 +52,15 @@ def get_call(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(messaging.get_record(caller, "call", req.route_params["sid"]))
 
 
+@bp.route(route="token", methods=["GET", "POST"], auth_level=func.AuthLevel.FUNCTION)
+@answers_problems
+def token(req: func.HttpRequest) -> func.HttpResponse:
+    from api import voice
+
+    caller = authenticate(req)
+    return json_response(voice.mint_token(caller), headers={"Cache-Control": "no-store"})
+
+
 @bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def openapi(req: func.HttpRequest) -> func.HttpResponse:
     from api.openapi import openapi_document

@@ -8,8 +8,10 @@ from collections.abc import Sequence
 from api.flows import FlowRejected, open_flow
 from api.settings import get_settings
 from api.twiml import (
+    APP_USER_IDENTITY,
     InvalidFlow,
     build_apology_twiml,
+    build_client_dial_twiml,
     build_hangup_twiml,
     build_message_twiml,
     parse_message_flow,
@@ -29,7 +31,20 @@ def render_twiml(query: Sequence[tuple[str, str]]) -> str:
             log.warning("sealed flow refused (%s): hanging up", rejected)
             return build_hangup_twiml()
     try:
+        mode = dict(params).get("mode", "message")
+        if mode == "client":
+            return build_client_dial_twiml(_identity(params))
+        if mode != "message":
+            raise InvalidFlow("unknown mode")
         return build_message_twiml(parse_message_flow(params))
     except InvalidFlow as invalid:
         log.warning("flow parameters refused (%s): apologising and hanging up", invalid)
         return build_apology_twiml()
+
+
+def _identity(params: Sequence[tuple[str, str]]) -> str:
+    """`Identity` of an app user to ring (mode=client): Twilio's identity characters only."""
+    identity = dict(params).get("Identity", "")
+    if not APP_USER_IDENTITY.match(identity):
+        raise InvalidFlow("Identity is not an app user's identity")
+    return identity

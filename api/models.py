@@ -136,3 +136,13 @@ class Record(BaseModel):
     from_: Annotated[str | None, Field(alias="from")]
     date_created: datetime
     history: list[StatusChange]
+
+
+class VoiceToken(BaseModel):
+    """GET|POST /api/token: a Voice SDK access token for the signed-in caller."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+    token: str
+    identity: str
+    expires_at: datetime

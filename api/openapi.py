@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from api.models import MakeCallRequest, Problem, Record, Resource, SendSmsRequest
+from api.models import MakeCallRequest, Problem, Record, Resource, SendSmsRequest, VoiceToken
 
 _REF = "#/components/schemas/{model}"
 
@@ -80,6 +80,7 @@ def openapi_document() -> dict[str, Any]:
             (MakeCallRequest, "validation"),
             (Resource, "serialization"),
             (Record, "serialization"),
+            (VoiceToken, "serialization"),
             (Problem, "serialization"),
         ],
         by_alias=True,
@@ -93,6 +94,24 @@ def openapi_document() -> dict[str, Any]:
             "/api/makeCall": _send("Place a call through Twilio", MakeCallRequest),
             "/api/messages/{sid}": _record("A message's status, as Twilio reported it"),
             "/api/calls/{sid}": _record("A call's status, as Twilio reported it"),
+            "/api/token": {
+                method: {
+                    "summary": "A Voice SDK access token for the signed-in caller",
+                    "security": [{"functionKey": []}],
+                    "responses": {
+                        "200": {
+                            "description": "the token; never cached (Cache-Control: no-store)",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": _REF.format(model="VoiceToken")}
+                                }
+                            },
+                        },
+                        **_problems(401, 500, 503),
+                    },
+                }
+                for method in ("get", "post")
+            },
         },
         "components": {
             "schemas": schemas["$defs"],

@@ -98,6 +98,9 @@ class Settings:
     destination_limit_per_hour: int
     global_daily_cap: int
     call_time_limit_seconds: int
+    twilio_twiml_app_sid: str | None
+    twilio_push_credential_sid: str | None
+    token_ttl_seconds: int
 
     @property
     def public_host(self) -> str:
@@ -151,6 +154,12 @@ class Settings:
                 "CALL_TIME_LIMIT_SECONDS", _int_between(10, 14_400)
             )
             or 600,
+            twilio_twiml_app_sid=reader.optional("TWILIO_TWIML_APP_SID", _twiml_app_sid),
+            twilio_push_credential_sid=reader.optional(
+                "TWILIO_PUSH_CREDENTIAL_SID", _push_credential_sid
+            ),
+            token_ttl_seconds=reader.optional("TOKEN_TTL_SECONDS", _int_between(60, 86_400))
+            or 3600,
         )
         if (settings.twilio_api_key_sid is None) != (settings.twilio_api_key_secret is None):
             reader.bad.extend(["TWILIO_API_KEY_SID", "TWILIO_API_KEY_SECRET"])
@@ -223,6 +232,8 @@ def _matching(pattern: str) -> Callable[[str], str]:
 _account_sid = _matching(r"AC[0-9a-fA-F]{32}")
 _api_key_sid = _matching(r"SK[0-9a-fA-F]{32}")
 _messaging_service_sid = _matching(r"MG[0-9a-fA-F]{32}")
+_twiml_app_sid = _matching(r"AP[0-9a-fA-F]{32}")
+_push_credential_sid = _matching(r"CR[0-9a-fA-F]{32}")
 _e164 = _matching(E164.pattern[1:-1])
 
 

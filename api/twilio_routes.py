@@ -33,3 +33,12 @@ def status(req: func.HttpRequest) -> func.HttpResponse:
     verify_twilio_request(req)
     record_callback(parse_qsl(urlsplit(req.url).query), req.form)
     return func.HttpResponse(status_code=204)
+
+
+@bp.route(route="voice", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@answers_problems
+def voice(req: func.HttpRequest) -> func.HttpResponse:
+    from api.voice import render_voice  # storage and limits: not on the /api/twiml path
+
+    verify_twilio_request(req)
+    return func.HttpResponse(render_voice(req.form), mimetype="text/xml")

@@ -17,6 +17,7 @@ _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]
 _INDEXED = re.compile(r"^Message\[(\d{1,2})\]$")
 _VOICE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}$")
+APP_USER_IDENTITY = re.compile(r"^[A-Za-z0-9_]{1,121}$")  # what Twilio takes as a client identity
 MAX_ITEM_CHARS = 1000
 MAX_ITEMS = 20
 
@@ -82,6 +83,25 @@ def build_message_twiml(flow: MessageFlow) -> str:
             response.play(item)
         else:
             response.say(item, voice=flow.voice, language=flow.language, loop=_loop(flow.loop))
+    return str(response.to_xml())
+
+
+def build_client_dial_twiml(identity: str) -> str:
+    """Ring an app user's Voice SDK client."""
+    response = VoiceResponse()
+    response.dial(answer_on_bridge=True).client(identity)
+    return str(response.to_xml())
+
+
+def build_number_dial_twiml(number: str, *, caller_id: str, status_callback: str) -> str:
+    """Dial a phone number (already through the destination policy) with progress callbacks."""
+    response = VoiceResponse()
+    response.dial(caller_id=caller_id, answer_on_bridge=True).number(
+        number,
+        status_callback=status_callback,
+        status_callback_event="initiated ringing answered completed",
+        status_callback_method="POST",
+    )
     return str(response.to_xml())
 
 

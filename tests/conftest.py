@@ -47,6 +47,9 @@ BASE_SETTINGS = {
     "GLOBAL_DAILY_CAP": "100000",
 }
 CALLER_ID = "user-1"
+API_KEY_SID = "SK" + "5" * 32
+API_KEY_SECRET = "api-key-secret-0123456789abcdef0123"  # 32+ bytes: an HMAC key
+TWIML_APP_SID = "AP" + "6" * 32
 
 OPTIONAL_SETTINGS = [
     "TWILIO_API_KEY_SID",
@@ -59,6 +62,9 @@ OPTIONAL_SETTINGS = [
     "AHOY_TABLE_PREFIX",
     "IDEMPOTENCY_TTL_HOURS",
     "CALL_TIME_LIMIT_SECONDS",
+    "TWILIO_TWIML_APP_SID",
+    "TWILIO_PUSH_CREDENTIAL_SID",
+    "TOKEN_TTL_SECONDS",
     "CALLER_AUTH",
     "OIDC_ISSUER",
     "OIDC_AUDIENCE",
@@ -80,6 +86,7 @@ NEVER_LOGGED = [
     AUTH_TOKEN,
     FLOW_KEY,
     "key-secret",
+    API_KEY_SECRET,
     "next-token",
     "+14155551234",
     "14155551234",
@@ -285,6 +292,9 @@ def devhost_settings(standin: TwilioStandIn, azurite: Azurite) -> dict[str, str]
         "DEV_PRINCIPAL": "dev-user",
         "AzureWebJobsStorage": azurite.connection_string,
         "AHOY_TABLE_PREFIX": "devhost",
+        "TWILIO_API_KEY_SID": API_KEY_SID,
+        "TWILIO_API_KEY_SECRET": API_KEY_SECRET,
+        "TWILIO_TWIML_APP_SID": TWIML_APP_SID,
     }
 
 

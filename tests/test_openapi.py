@@ -29,6 +29,7 @@ def test_it_is_openapi_3_1_with_the_app_facing_routes() -> None:
         "/api/makeCall",
         "/api/messages/{sid}",
         "/api/calls/{sid}",
+        "/api/token",
     }
 
 
