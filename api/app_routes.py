@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from api.auth import authenticate
+from api.auth import authenticate, require_admin
 from api.http import answers_problems, idempotency_key, json_response, outcome_response, parse_json
 
 bp = func.Blueprint()
@@ -59,6 +59,17 @@ def token(req: func.HttpRequest) -> func.HttpResponse:
 
     caller = authenticate(req)
     return json_response(voice.mint_token(caller), headers={"Cache-Control": "no-store"})
+
+
+@bp.route(route="inbox", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@answers_problems
+def inbox(req: func.HttpRequest) -> func.HttpResponse:
+    from api import inbox
+
+    caller = authenticate(req)
+    require_admin(caller)
+    page_size, continuation = inbox.page_request(req.params)
+    return json_response(inbox.list_inbox(page_size, continuation))
 
 
 @bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

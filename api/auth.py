@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 
-from api.errors import NotAuthenticated, ServiceUnavailable
+from api.errors import Forbidden, NotAuthenticated, ServiceUnavailable
 from api.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -55,6 +55,12 @@ def authenticate(req: func.HttpRequest) -> Caller:
     if settings.caller_auth == "jwt":
         return _from_bearer_token(req, settings)
     return _from_easy_auth(req, settings)
+
+
+def require_admin(caller: Caller) -> None:
+    """Mobile Services' "admin" level: an `admin` role (Easy Auth or JWT `roles` claim)."""
+    if "admin" not in caller.roles:
+        raise Forbidden("This needs the admin role.")
 
 
 def warn_about_key_mode() -> None:

@@ -55,6 +55,14 @@ def consume(caller: str, destination: str, settings: Settings) -> None:
         taken.append(window)
 
 
+def consume_global(settings: Settings) -> None:
+    """Take one send from the app's daily cap only (notifications Ahoy sends itself)."""
+    now = ledger.now()
+    [window] = [w for w in _windows("", "", settings, now) if w.global_cap]
+    if not _increment(window, +1):
+        raise ServiceUnavailable(window.detail, retry_after=window.retry_after(now))
+
+
 def _windows(caller: str, destination: str, settings: Settings, now: datetime) -> list[Window]:
     minute = now.replace(second=0, microsecond=0)
     hour = minute.replace(minute=0)

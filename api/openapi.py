@@ -94,6 +94,33 @@ def openapi_document() -> dict[str, Any]:
             "/api/makeCall": _send("Place a call through Twilio", MakeCallRequest),
             "/api/messages/{sid}": _record("A message's status, as Twilio reported it"),
             "/api/calls/{sid}": _record("A call's status, as Twilio reported it"),
+            "/api/inbox": {
+                "get": {
+                    "summary": "Inbound calls, SMS and voicemails, newest first (admin role)",
+                    "security": [{"functionKey": []}],
+                    "parameters": [
+                        {
+                            "name": "pageSize",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 100},
+                        },
+                        {
+                            "name": "continuation",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string"},
+                        },
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": '{"items": [...], "next": "<continuation>" or null}',
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                        **_problems(401, 403, 422, 500, 503),
+                    },
+                }
+            },
             "/api/token": {
                 method: {
                     "summary": "A Voice SDK access token for the signed-in caller",

@@ -101,6 +101,9 @@ class Settings:
     twilio_twiml_app_sid: str | None
     twilio_push_credential_sid: str | None
     token_ttl_seconds: int
+    twilio_caller_ids: frozenset[str]
+    incoming_call_flow: str
+    incoming_sms_reply: str
 
     @property
     def public_host(self) -> str:
@@ -160,6 +163,10 @@ class Settings:
             ),
             token_ttl_seconds=reader.optional("TOKEN_TTL_SECONDS", _int_between(60, 86_400))
             or 3600,
+            twilio_caller_ids=reader.optional("TWILIO_CALLER_IDS", _number_list) or frozenset(),
+            incoming_call_flow=reader.optional("INCOMING_CALL_FLOW", str)
+            or "mode=voicemail&Message=Hello.+Please+leave+a+message+after+the+beep.",
+            incoming_sms_reply=reader.optional("INCOMING_SMS_REPLY", str) or "",
         )
         if (settings.twilio_api_key_sid is None) != (settings.twilio_api_key_secret is None):
             reader.bad.extend(["TWILIO_API_KEY_SID", "TWILIO_API_KEY_SECRET"])
@@ -299,6 +306,10 @@ def _int_between(low: int, high: int) -> Callable[[str], int]:
 
 
 _positive = _int_between(1, 10_000_000)
+
+
+def _number_list(raw: str) -> frozenset[str]:
+    return frozenset(_e164(number.strip()) for number in raw.split(",") if number.strip())
 
 
 def _host_list(raw: str) -> frozenset[str]:

@@ -21,17 +21,20 @@ log = logging.getLogger("ahoy.signatures")
 SIGNATURE_HEADER = "X-Twilio-Signature"
 
 
-def verify_twilio_request(req: func.HttpRequest) -> None:
-    """Raise InvalidSignature (403) unless Twilio signed this request with one of our tokens."""
+def verify_twilio_request(req: func.HttpRequest) -> dict[str, str]:
+    """Twilio's form fields, once its signature is checked; InvalidSignature (403) otherwise.
+
+    Repeated fields keep their first value here; the signature was checked over all of them.
+    """
     settings = get_settings()
     if not settings.validate_signatures:  # local host on loopback only (see settings)
-        return
+        return _fields(req)
     signature = req.headers.get(SIGNATURE_HEADER)
     if not signature:
         raise InvalidSignature("The request has no X-Twilio-Signature.")
     url = public_url(req, settings)
     content_type = req.headers.get("content-type", "").split(";")[0].strip().lower()
-    params: object
+    params: object = {}
     if "bodySHA256=" in (urlsplit(url).query or ""):
         # JSON webhooks: the body is hashed into the URL; pass the raw text so it is checked.
         params = req.get_body().decode("utf-8", errors="replace")
@@ -39,12 +42,10 @@ def verify_twilio_request(req: func.HttpRequest) -> None:
         params = FormParams.parse(req.get_body())
     elif req.get_body():
         raise InvalidSignature("Twilio signs form bodies and hashed JSON bodies only.")
-    else:
-        params = {}
     for token in _tokens(settings):
         try:
             if RequestValidator(token).validate(url, params, signature):
-                return
+                return params.first() if isinstance(params, FormParams) else {}
         except (TypeError, ValueError):  # what the validator raises on inputs it cannot sign
             break
     log.warning("refused a request to %s: X-Twilio-Signature does not match", urlsplit(url).path)
@@ -69,6 +70,16 @@ class FormParams(dict[str, list[str]]):
 
     def getlist(self, name: str) -> list[str]:
         return self.get(name, [])
+
+    def first(self) -> dict[str, str]:
+        return {name: values[0] for name, values in self.items()}
+
+
+def _fields(req: func.HttpRequest) -> dict[str, str]:
+    content_type = req.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        return {}
+    return FormParams.parse(req.get_body()).first()
 
 
 def public_url(req: func.HttpRequest, settings: Settings) -> str:

@@ -1,7 +1,9 @@
-"""Routes Twilio calls during a call. Kept light: a cold start here races Twilio's 15 s limit.
+"""Routes Twilio calls: TwiML during calls, status callbacks, inbound calls and SMS.
 
-/api/twiml is async: it never blocks (no storage, no network), so it runs on the worker's
-event loop instead of paying a thread-pool hand-off on every fetch.
+Every one checks X-Twilio-Signature first. /api/twiml is async and light: a cold start
+there races Twilio's 15 s limit, and it never blocks (no storage, no network), so it runs on
+the worker's event loop instead of paying a thread-pool hand-off on every fetch. Routes
+that store things import storage inside the function.
 """
 
 from __future__ import annotations
@@ -10,35 +12,67 @@ from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
 
-from api.call_flows import render_twiml
+from api.call_flows import continue_flow, render_twiml
 from api.http import answers_problems
 from api.signatures import verify_twilio_request
 
 bp = func.Blueprint()
 
 
+def _query(req: func.HttpRequest) -> list[tuple[str, str]]:
+    return parse_qsl(urlsplit(req.url).query, keep_blank_values=True)
+
+
+def _twiml(body: str) -> func.HttpResponse:
+    return func.HttpResponse(body, mimetype="text/xml")
+
+
 @bp.route(route="twiml", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @answers_problems
 async def twiml(req: func.HttpRequest) -> func.HttpResponse:
-    verify_twilio_request(req)
-    query = parse_qsl(urlsplit(req.url).query, keep_blank_values=True)
-    return func.HttpResponse(render_twiml(query), mimetype="text/xml")
+    call = verify_twilio_request(req)
+    return _twiml(render_twiml(_query(req), call))
+
+
+@bp.route(route="flowStep", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@answers_problems
+def flow_step(req: func.HttpRequest) -> func.HttpResponse:
+    call = verify_twilio_request(req)
+    return _twiml(continue_flow(_query(req), call))
 
 
 @bp.route(route="status", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @answers_problems
 def status(req: func.HttpRequest) -> func.HttpResponse:
-    from api.status_callbacks import record_callback  # storage: only callbacks that store pay
+    from api.status_callbacks import record_callback
 
-    verify_twilio_request(req)
-    record_callback(parse_qsl(urlsplit(req.url).query), req.form)
+    call = verify_twilio_request(req)
+    record_callback(_query(req), call)
     return func.HttpResponse(status_code=204)
 
 
 @bp.route(route="voice", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @answers_problems
 def voice(req: func.HttpRequest) -> func.HttpResponse:
-    from api.voice import render_voice  # storage and limits: not on the /api/twiml path
+    from api.voice import render_voice
 
-    verify_twilio_request(req)
-    return func.HttpResponse(render_voice(req.form), mimetype="text/xml")
+    call = verify_twilio_request(req)
+    return _twiml(render_voice(call))
+
+
+@bp.route(route="incomingCall", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@answers_problems
+def incoming_call(req: func.HttpRequest) -> func.HttpResponse:
+    from api.inbox import answer_incoming_call
+
+    call = verify_twilio_request(req)
+    return _twiml(answer_incoming_call(call))
+
+
+@bp.route(route="incomingSms", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@answers_problems
+def incoming_sms(req: func.HttpRequest) -> func.HttpResponse:
+    from api.inbox import answer_incoming_sms
+
+    message = verify_twilio_request(req)
+    return _twiml(answer_incoming_sms(message))

@@ -84,9 +84,11 @@ class TwilioService:
         from_: str | None,
         messaging_service_sid: str | None,
         media_urls: list[str],
-        status_callback: str,
+        status_callback: str | None,
     ) -> Created:
-        params: dict[str, object] = {"to": to, "body": body, "status_callback": status_callback}
+        params: dict[str, object] = {"to": to, "body": body}
+        if status_callback is not None:
+            params["status_callback"] = status_callback
         if from_ is not None:
             params["from_"] = from_
         else:

@@ -1,7 +1,8 @@
 """TwiML for calls, built only with twilio's VoiceResponse (it escapes markup; we never write XML).
 
 Flows use the parameter names of Twilio's "message" Twimlet: `Message[0]`, `Message[1]`, …
-(each text is spoken, each https URL is played), `Voice`, `Language` and `Loop`.
+(each text is spoken, each https URL is played), `Pause[n]` (seconds after item n), `Voice`,
+`Language` and `Loop`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 # What XML 1.0 cannot carry (VoiceResponse would write it anyway), plus DEL.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
-_INDEXED = re.compile(r"^Message\[(\d{1,2})\]$")
+_INDEXED = re.compile(r"^(Message|Pause)\[(\d{1,2})\]$")
 _VOICE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}$")
 APP_USER_IDENTITY = re.compile(r"^[A-Za-z0-9_]{1,121}$")  # what Twilio takes as a client identity
@@ -34,6 +35,7 @@ class MessageFlow:
     voice: str | None = None
     language: str | None = None
     loop: int = 1
+    pauses: tuple[int, ...] = ()  # seconds after each item, 0 for none
 
 
 def message_params(
@@ -50,12 +52,15 @@ def message_params(
 def parse_message_flow(params: Iterable[tuple[str, str]]) -> MessageFlow:
     """Read Twimlets "message" parameters; unknown names are ignored, as Twimlets does."""
     indexed: dict[int, str] = {}
+    pauses: dict[int, int] = {}
     voice = language = None
     loop = 1
     for name, value in params:
         match = _INDEXED.match(name)
-        if match:
-            indexed[int(match.group(1))] = value
+        if match and match.group(1) == "Pause":
+            pauses[int(match.group(2))] = bounded(value, 1, 60, "Pause")
+        elif match:
+            indexed[int(match.group(2))] = value
         elif name == "Message":
             indexed.setdefault(0, value)
         elif name == "Voice":
@@ -67,23 +72,38 @@ def parse_message_flow(params: Iterable[tuple[str, str]]) -> MessageFlow:
                 raise InvalidFlow("Language is not a language tag")
             language = value
         elif name == "Loop":
-            if not value.isdigit() or not 1 <= int(value) <= 10:
-                raise InvalidFlow("Loop must be 1 to 10")
-            loop = int(value)
-    items = tuple(clean_text(indexed[i]) for i in sorted(indexed))
+            loop = bounded(value, 1, 10, "Loop")  # Twilio takes 0 as forever
+    order = sorted(indexed)
+    items = [clean_text(indexed[i]) for i in order]
     if len(items) > MAX_ITEMS or any(len(item) > MAX_ITEM_CHARS for item in items):
         raise InvalidFlow("too many or too long Message items")
-    return MessageFlow(tuple(item for item in items if item), voice, language, loop)
+    kept = [(item, pauses.get(i, 0)) for i, item in zip(order, items, strict=True) if item]
+    return MessageFlow(
+        tuple(item for item, _ in kept), voice, language, loop, tuple(p for _, p in kept)
+    )
+
+
+def bounded(value: str, low: int, high: int, name: str) -> int:
+    """An integer flow parameter within [low, high], or InvalidFlow naming it."""
+    if not value.isdigit() or not low <= int(value) <= high:
+        raise InvalidFlow(f"{name} must be {low} to {high}")
+    return int(value)
 
 
 def build_message_twiml(flow: MessageFlow) -> str:
     response = VoiceResponse()
-    for item in flow.items:
+    add_message(response, flow)
+    return str(response.to_xml())
+
+
+def add_message(response: VoiceResponse, flow: MessageFlow) -> None:
+    for index, item in enumerate(flow.items):
         if item.startswith("https://"):
             response.play(item)
         else:
             response.say(item, voice=flow.voice, language=flow.language, loop=_loop(flow.loop))
-    return str(response.to_xml())
+        if index < len(flow.pauses) and flow.pauses[index]:
+            response.pause(length=flow.pauses[index])
 
 
 def build_client_dial_twiml(identity: str) -> str:

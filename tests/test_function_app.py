@@ -26,6 +26,10 @@ def test_http_functions_and_their_auth_levels() -> None:
     assert routes["sendSms"] == ("send_sms", ["POST"], "function")
     assert routes["makeCall"] == ("make_call", ["POST"], "function")
     assert routes["twiml"] == ("twiml", ["GET", "POST"], "anonymous")
+    for route in ("status", "flowStep", "voice", "incomingCall", "incomingSms"):
+        assert routes[route][1:] == (["POST"], "anonymous")  # Twilio's: signed instead
+    assert routes["inbox"][1:] == (["GET"], "function")
+    assert routes["token"][1:] == (["GET", "POST"], "function")
 
 
 def test_importing_the_app_reads_no_settings_and_imports_nothing_heavy() -> None:

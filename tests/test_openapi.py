@@ -30,6 +30,7 @@ def test_it_is_openapi_3_1_with_the_app_facing_routes() -> None:
         "/api/messages/{sid}",
         "/api/calls/{sid}",
         "/api/token",
+        "/api/inbox",
     }
 
 

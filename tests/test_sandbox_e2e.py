@@ -254,3 +254,81 @@ def test_the_outbox_page_shows_messages_and_calls_in_a_real_browser(
         profile=tmp_path / "b",
     )
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def owner_call(sandbox: Sandbox, url: str, to: str = "+14155550142") -> Any:
+    """A call the account owner starts with a flow URL, as from Twilio's console or API."""
+    created = requests.post(
+        f"{sandbox.url}/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json",
+        data={"To": to, "From": SANDBOX_FROM, "Url": url},
+        auth=(ACCOUNT_SID, AUTH_TOKEN),
+        timeout=10,
+    )
+    assert created.status_code == 201
+    call = sandbox.outbox.calls[created.json()["sid"]]
+    assert eventually(lambda: call.status in ("completed", "busy", "no-answer"))
+    return call
+
+
+@pytest.mark.parametrize(
+    ("query", "transcript"),
+    [
+        ("Message[0]=Hello&Pause[0]=1&Message[1]=Bye", ["Say: Hello", "Pause: 1 s", "Say: Bye"]),
+        (
+            "mode=forward&PhoneNumber=%2B14155551234",
+            ["Dial: Number +14155551234 (caller id +15005550006)", "Hangup"],
+        ),
+        (
+            "mode=simulring&PhoneNumbers[0]=%2B14155551234&PhoneNumbers[1]=%2B14155551235",
+            ["Dial: Number +14155551234, Number +14155551235 (caller id +15005550006)", "Hangup"],
+        ),
+        (
+            "mode=findme&PhoneNumbers[0]=%2B14155551234",
+            ["Dial: Number +14155551234 (caller id +15005550006)", "Hangup"],
+        ),
+        ("mode=hangup", ["Hangup"]),
+        ("mode=reject&Reason=busy", ["Reject: busy"]),
+        ("mode=pause&Length=2", ["Pause: 2 s"]),
+        (
+            "mode=forward&PhoneNumber=%2B19005550100",
+            ["Say: Sorry, this call cannot be completed. Goodbye.", "Hangup"],
+        ),
+    ],
+)
+def test_the_sandbox_plays_each_flow(
+    app: str, sandbox: Sandbox, query: str, transcript: list[str]
+) -> None:
+    call = owner_call(sandbox, f"{app}/api/twiml?{query}")
+    assert call.transcript == transcript
+
+
+def test_the_sandbox_plays_a_menu_choice(app: str, sandbox: Sandbox) -> None:
+    requests.post(
+        f"{sandbox.url}/sandbox/key-presses",
+        json={"to": "+14155550143", "digits": ["1"]},
+        timeout=10,
+    )
+    option = f"{app}/api/twiml?Message%5B0%5D=You+chose+one"
+    query = f"mode=menu&Message=Press+one&Options[1]={requests.utils.quote(option, safe='')}"
+    call = owner_call(sandbox, f"{app}/api/twiml?{query}", to="+14155550143")
+    assert call.transcript == [
+        "Say: Press one",
+        "Gather: callee pressed 1",
+        f"Redirect: {option}",
+        "Say: You chose one",
+    ]
+
+
+def test_the_sandbox_leaves_a_voicemail_and_the_owner_is_texted(app: str, sandbox: Sandbox) -> None:
+    query = "mode=voicemail&Message=Leave+a+message&Transcribe=true&NotifyNumber=%2B14155550144"
+    call = owner_call(sandbox, f"{app}/api/twiml?{query}")
+    assert call.transcript == [
+        "Say: Leave a message",
+        "Record: the callee leaves a message",
+        "Say: Thank you. Goodbye.",
+        "Hangup",
+    ]
+    texts = [m for m in sandbox.outbox.messages.values() if m.to == "+14155550144"]
+    assert len(texts) == 1
+    # An outbound call: the "caller" Twilio reports is the app's own number.
+    assert texts[0].body.startswith(f"New voicemail from {SANDBOX_FROM}: {sandbox.url}/recordings/")
