@@ -64,10 +64,21 @@ def token(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="inbox", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @answers_problems
 def inbox(req: func.HttpRequest) -> func.HttpResponse:
+    """For signed-in users with the admin role."""
+    require_admin(authenticate(req))
+    return _inbox_page(req)
+
+
+@bp.route(route="admin/inbox", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+@answers_problems
+def admin_inbox(req: func.HttpRequest) -> func.HttpResponse:
+    """The same for the master key: the host has checked it (the Functions admin level)."""
+    return _inbox_page(req)
+
+
+def _inbox_page(req: func.HttpRequest) -> func.HttpResponse:
     from api import inbox
 
-    caller = authenticate(req)
-    require_admin(caller)
     page_size, continuation = inbox.page_request(req.params)
     return json_response(inbox.list_inbox(page_size, continuation))
 

@@ -139,6 +139,15 @@ def test_the_host_refuses_to_start_naming_a_missing_setting(tmp_path: Path) -> N
     assert BASE_SETTINGS["TWILIO_AUTH_TOKEN"] not in result.stdout + result.stderr
 
 
+def test_the_master_key_alone_opens_the_admin_inbox(host: str) -> None:
+    assert requests.get(f"{host}/api/admin/inbox", headers=KEY, timeout=10).status_code == 401
+    response = requests.get(
+        f"{host}/api/admin/inbox", headers={"x-functions-key": MASTER_KEY}, timeout=10
+    )
+    assert response.status_code == 200
+    assert response.json()["items"] == []
+
+
 def test_duplicates_across_processes_reach_twilio_once(
     devhost: DevHost,
     standin: TwilioStandIn,
