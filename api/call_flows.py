@@ -52,11 +52,15 @@ class DestinationRefused(InvalidFlow):
 
 @dataclass(frozen=True)
 class Flow:
-    """A flow's parameters, and the query string that carries them to its next step."""
+    """A flow's parameters, and how they travel to its next step (sealed flows stay sealed)."""
 
     params: tuple[tuple[str, str], ...]
-    carry: str
+    sealed: str | None
     settings: Settings
+
+    @property
+    def carry(self) -> str:
+        return urlencode({"flow": self.sealed} if self.sealed else self.params)
 
     def get(self, name: str, default: str = "") -> str:
         for key, value in self.params:
@@ -107,13 +111,13 @@ def _open(query: Sequence[tuple[str, str]]) -> Flow | None:
     settings = get_settings()
     sealed = [value for name, value in query if name == "flow"]
     if not sealed:
-        return Flow(tuple(query), urlencode(list(query)), settings)
+        return Flow(tuple(query), None, settings)
     try:
         params = open_flow(sealed[0], key=settings.flow_key.get()).params
     except FlowRejected as rejected:
         log.warning("sealed flow refused (%s): hanging up", rejected)
         return None
-    return Flow(params, urlencode({"flow": sealed[0]}), settings)
+    return Flow(params, sealed[0], settings)
 
 
 def _safely(render: Callable[[], str]) -> str:
