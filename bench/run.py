@@ -63,7 +63,7 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.update(SETTINGS)
     sys.path.insert(0, str(ROOT))
-    runs = 3 if args.quick else 9
+    runs = 3 if args.quick else 15
     rows: list[Row] = []
     rows += cold_import(runs)
     rows += first_request(runs)
