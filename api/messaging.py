@@ -143,13 +143,10 @@ def _send(
         )
         if not held.owned:
             return _settle_earlier(held)
-    ledger.insert(row)  # before anything can be sent: nothing is sent unrecorded
     try:
-        limits.consume(row.caller, row.to, settings)
-    except AhoyError as refused:
-        ledger.set_state(row.ref, "refused")
+        admit(row, settings)
+    except AhoyError:
         _release(held)
-        log.info("%s to %s refused: %s", row.kind, mask(row.to), refused.slug)
         raise
     try:
         created = create(f"{settings.public_base_url}/api/status?ref={row.ref}")
@@ -159,6 +156,20 @@ def _send(
     ledger.record_status(row.ref, sid=created.sid, status=created.status, known=row)
     log.info("%s %s to %s accepted by Twilio", row.kind, created.sid, mask(row.to))
     return _complete(held, _accepted(created))
+
+
+def admit(row: ledger.Row, settings: Settings) -> None:
+    """Write the row (nothing is sent unrecorded), then take the send from the limits.
+
+    A send the limits refuse stays in the ledger as `refused`.
+    """
+    ledger.insert(row)
+    try:
+        limits.consume(row.caller, row.to, settings)
+    except AhoyError as refused:
+        ledger.set_state(row.ref, "refused")
+        log.info("%s to %s refused: %s", row.kind, mask(row.to), refused.slug)
+        raise
 
 
 def _record_failure(row: ledger.Row, held: idempotency.Claim | None, error: AhoyError) -> None:

@@ -13,9 +13,10 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from api import ledger, limits
+from api import ledger
 from api.auth import Caller
 from api.errors import AhoyError, ConfigurationError
+from api.messaging import admit
 from api.models import VoiceToken
 from api.phone import DestinationPolicy, mask, parse_e164
 from api.settings import Settings, get_settings
@@ -119,12 +120,7 @@ def _admit(caller_id: str, number: str, settings: Settings) -> str:
         from_=settings.twilio_from_number,
         created=ledger.now(),
     )
-    ledger.insert(row)
-    try:
-        limits.consume(caller_id, number, settings)
-    except AhoyError:
-        ledger.set_state(row.ref, "refused")
-        raise
+    admit(row, settings)  # the same ledger and counters as makeCall
     return row.ref
 
 
