@@ -5,6 +5,9 @@ Kept in Table Storage, newest first (row keys count down), for GET /api/inbox.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import logging
 import re
 import time
@@ -160,19 +163,12 @@ def _view(entity: Mapping[str, Any]) -> dict[str, Any]:
 def _encode(token: Any) -> str | None:
     if not token:
         return None
-    import base64
-    import json
-
     return base64.urlsafe_b64encode(json.dumps(token).encode()).decode()
 
 
 def _decode(token: str | None) -> Any:
     if not token:
         return None
-    import base64
-    import binascii
-    import json
-
     try:
         return json.loads(base64.urlsafe_b64decode(token.encode()))
     except (binascii.Error, ValueError):
