@@ -148,19 +148,28 @@ def test_twilio_test_numbers_map_to_the_documented_statuses(
     assert response.json()["errors"][0]["field"] == "to"
 
 
+def post_to_a_misconfigured_app(
+    sandbox: Sandbox, azurite: Azurite, tmp: Path, path: str, body: dict[str, str], **bad: str
+) -> requests.Response:
+    """One request to an app started with `bad` settings, then the app is stopped."""
+    host = start_app(sandbox, azurite, tmp, **bad)
+    try:
+        return requests.post(f"{host.url}{path}", json=body, headers=KEY, timeout=10)
+    finally:
+        host.stop()
+
+
 def test_an_invalid_from_number_is_a_misconfiguration(
     sandbox: Sandbox, azurite: Azurite, tmp_path: Path
 ) -> None:
-    host = start_app(sandbox, azurite, tmp_path, TWILIO_FROM_NUMBER="+15005550001")
-    try:
-        response = requests.post(
-            f"{host.url}/api/sendSms",
-            json={"to": "+14155551234", "body": "hi"},
-            headers=KEY,
-            timeout=10,
-        )
-    finally:
-        host.stop()
+    response = post_to_a_misconfigured_app(
+        sandbox,
+        azurite,
+        tmp_path,
+        "/api/sendSms",
+        {"to": "+14155551234", "body": "hi"},
+        TWILIO_FROM_NUMBER="+15005550001",
+    )
     assert response.status_code == 500
     assert response.json()["twilioCode"] == 21212
     assert response.json()["settings"] == ["TWILIO_FROM_NUMBER"]
@@ -169,16 +178,14 @@ def test_an_invalid_from_number_is_a_misconfiguration(
 def test_wrong_credentials_are_a_misconfiguration(
     sandbox: Sandbox, azurite: Azurite, tmp_path: Path
 ) -> None:
-    host = start_app(sandbox, azurite, tmp_path, TWILIO_AUTH_TOKEN="not-the-accounts-token")
-    try:
-        response = requests.post(
-            f"{host.url}/api/makeCall",
-            json={"to": "+14155551234", "message": "hi"},
-            headers=KEY,
-            timeout=10,
-        )
-    finally:
-        host.stop()
+    response = post_to_a_misconfigured_app(
+        sandbox,
+        azurite,
+        tmp_path,
+        "/api/makeCall",
+        {"to": "+14155551234", "message": "hi"},
+        TWILIO_AUTH_TOKEN="not-the-accounts-token",
+    )
     assert response.status_code == 500
     assert response.json()["detail"] == "Twilio rejected this app's credentials."
     assert response.json()["twilioCode"] == 20003
