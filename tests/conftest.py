@@ -7,8 +7,9 @@ import base64
 import json
 import logging
 import re
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import azure.functions as func
@@ -210,6 +211,16 @@ def signed(
 
 
 STATUS_CALLBACK = re.compile(re.escape(PUBLIC_BASE_URL) + r"/api/status\?ref=[0-9a-f]{32}")
+
+
+def eventually(probe: Callable[[], Any], timeout: float = 10) -> Any:
+    """Polls `probe` until it returns something truthy or time runs out; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.02)
 
 
 def sent_form(call: Any) -> dict[str, list[str]]:

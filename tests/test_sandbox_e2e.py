@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ import pytest
 import requests
 
 from sandbox import Account, Sandbox
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, BASE_SETTINGS
+from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, BASE_SETTINGS, eventually
 from tests.support.azurite import Azurite
 from tests.support.devhost_process import FUNCTION_KEY, DevHost, free_port
 
@@ -51,15 +50,6 @@ def app(
     host = start_app(sandbox, azurite, tmp_path_factory.mktemp("app"))
     yield host.url
     host.stop()
-
-
-def eventually(probe: Callable[[], Any], timeout: float = 10) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
 
 
 def test_an_sms_is_delivered_and_the_app_sees_it(app: str, sandbox: Sandbox) -> None:
@@ -227,12 +217,12 @@ def chromium(*args: str, profile: Path) -> str:
 def test_the_outbox_page_shows_messages_and_calls_in_a_real_browser(
     app: str, sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    requests.post(
+    sent = requests.post(
         f"{app}/api/sendSms",
         json={"to": "+14155550199", "body": "seen in the browser"},
         headers=KEY,
         timeout=10,
-    )
+    ).json()
     placed = requests.post(
         f"{app}/api/makeCall",
         json={"to": "+14155550199", "message": "Spoken in the browser"},
@@ -240,7 +230,7 @@ def test_the_outbox_page_shows_messages_and_calls_in_a_real_browser(
         timeout=10,
     ).json()
     assert eventually(lambda: sandbox.outbox.calls[placed["sid"]].status == "completed")
-    time.sleep(0.3)  # the message's last callback
+    assert eventually(lambda: sandbox.outbox.messages[sent["sid"]].status == "delivered")
 
     dom = chromium(
         "--virtual-time-budget=3000", "--dump-dom", f"{sandbox.url}/", profile=tmp_path / "a"
