@@ -53,7 +53,8 @@ def open_flow(token: str, *, key: bytes, now: float | None = None) -> Flow:
     """Open a sealed flow, or raise FlowRejected without saying more than that."""
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        payload = json.loads(_cipher(key).decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], _CONTEXT))
+        plain = _cipher(key).decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], _CONTEXT)
+        payload = json.loads(plain.decode())  # sealed as UTF-8; bytes would make json guess
         flow = Flow(
             params=tuple((str(name), str(value)) for name, value in payload["p"]),
             caller=str(payload["c"]),

@@ -73,14 +73,18 @@ def parse_message_flow(params: Iterable[tuple[str, str]]) -> MessageFlow:
             language = value
         elif name == "Loop":
             loop = bounded(value, 1, 10, "Loop")  # Twilio takes 0 as forever
-    order = sorted(indexed)
-    items = [clean_text(indexed[i]) for i in order]
-    if len(items) > MAX_ITEMS or any(len(item) > MAX_ITEM_CHARS for item in items):
-        raise InvalidFlow("too many or too long Message items")
-    kept = [(item, pauses.get(i, 0)) for i, item in zip(order, items, strict=True) if item]
-    return MessageFlow(
-        tuple(item for item, _ in kept), voice, language, loop, tuple(p for _, p in kept)
-    )
+    if len(indexed) > MAX_ITEMS:
+        raise InvalidFlow("too many Message items")
+    items: list[str] = []
+    kept_pauses: list[int] = []
+    for index in sorted(indexed):
+        item = clean_text(indexed[index])
+        if len(item) > MAX_ITEM_CHARS:
+            raise InvalidFlow("too long a Message item")
+        if item:  # an empty item says nothing, and its pause goes with it
+            items.append(item)
+            kept_pauses.append(pauses.get(index, 0))
+    return MessageFlow(tuple(items), voice, language, loop, tuple(kept_pauses))
 
 
 def bounded(value: str, low: int, high: int, name: str) -> int:
