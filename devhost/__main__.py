@@ -22,6 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=7071)
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="folder of host.json")
     parser.add_argument("--settings", type=Path, help="default: ROOT/local.settings.json")
+    parser.add_argument(
+        "--no-access-log", action="store_true", help="no log line per request (as uvicorn's flag)"
+    )
     args = parser.parse_args(argv)
 
     logging.basicConfig(
@@ -34,7 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     app = getattr(importlib.import_module(module_name), attribute or "app")
 
     keys, generated = Keys.from_environ(os.environ)
-    host = FunctionHost(app, route_prefix=read_route_prefix(args.root / "host.json"), keys=keys)
+    host = FunctionHost(
+        app,
+        route_prefix=read_route_prefix(args.root / "host.json"),
+        keys=keys,
+        access_log=not args.no_access_log,
+    )
     origin = f"http://{args.host}:{args.port}"
     print(f"devhost: serving {len(host.routes)} HTTP functions on {origin}", flush=True)
     for route in host.routes:

@@ -70,6 +70,12 @@ class Route:
     auth_level: str
     arg_name: str
     handler: Callable[..., Any]
+    is_async: bool
+
+    @property
+    def literal(self) -> bool:
+        """No parameters in the template: it matches one path only."""
+        return _PARAM.search(self.template) is None
 
     def match(self, path: str) -> dict[str, str] | None:
         found = self.pattern.fullmatch(path)
@@ -96,6 +102,19 @@ def compile_template(prefix: str, template: str) -> re.Pattern[str]:
     return re.compile(regex, re.IGNORECASE)
 
 
+def _precedence(template: str) -> tuple[int, ...]:
+    """Per segment: literal 0, parameter 1, optional parameter 2, catch-all 3 (lower first)."""
+    ranks = []
+    for segment in template.strip("/").split("/"):
+        param = _PARAM.fullmatch(segment)
+        if param is None:
+            ranks.append(0)
+        else:
+            catch_all, _, optional = param.groups()
+            ranks.append(3 if catch_all else 2 if optional else 1)
+    return tuple(ranks)
+
+
 def http_routes(functions: list[Any], route_prefix: str) -> list[Route]:
     routes = []
     for function in functions:
@@ -109,12 +128,14 @@ def http_routes(functions: list[Any], route_prefix: str) -> list[Route]:
         routes.append(
             Route(
                 name=name,
-                template="/" + "/".join(p for p in (route_prefix, template) if p),
+                template="/"
+                + "/".join(p for p in (route_prefix.strip("/"), template.strip("/")) if p),
                 pattern=compile_template(route_prefix, template),
                 methods=frozenset(str(getattr(m, "value", m)).upper() for m in methods),
                 auth_level=str(getattr(level, "value", level or "FUNCTION")).upper(),
                 arg_name=trigger.name,
                 handler=function.get_user_function(),
+                is_async=inspect.iscoroutinefunction(function.get_user_function()),
             )
         )
     return routes
@@ -140,19 +161,34 @@ def read_route_prefix(host_json: Path) -> str:
 class FunctionHost:
     """The ASGI application."""
 
-    def __init__(self, app: func.FunctionApp, *, route_prefix: str, keys: Keys) -> None:
+    def __init__(
+        self, app: func.FunctionApp, *, route_prefix: str, keys: Keys, access_log: bool = True
+    ) -> None:
         functions = app.get_functions()  # indexes the app; a second call would fail
         self.routes = http_routes(functions, route_prefix)
+        # As in ASP.NET routing, the more specific route wins whatever the declaration order:
+        # literal routes (found by path), then templates by precedence (see _precedence).
+        self.literal_routes: dict[str, list[Route]] = {}
+        for route in self.routes:
+            if route.literal:
+                self.literal_routes.setdefault(route.template.lower(), []).append(route)
+        self.templated_routes = sorted(
+            (route for route in self.routes if not route.literal),
+            key=lambda route: _precedence(route.template),
+        )
         self.warmups = warmup_functions(functions)
         self.keys = keys
+        self.access_log = access_log
         # Azure runs sync functions on a worker thread pool; so do we.
         self.pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="function")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
+        elif scope["type"] == "http" and self.access_log:
+            await self._logged(scope, receive, send)
         elif scope["type"] == "http":
-            await self._http(scope, receive, send)
+            await self._serve(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -160,7 +196,9 @@ class FunctionHost:
             if message["type"] == "lifespan.startup":
                 try:
                     for warmup in self.warmups:
-                        await self._invoke(warmup, {"warmup": None})
+                        await self._invoke(
+                            warmup, {"warmup": None}, inspect.iscoroutinefunction(warmup)
+                        )
                 except Exception as exc:  # noqa: BLE001  # any failed warmup stops the host
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
@@ -170,7 +208,7 @@ class FunctionHost:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _logged(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         status = await self._serve(scope, receive, send)
         log.info(
@@ -203,21 +241,26 @@ class FunctionHost:
             body=body,
         )
         try:
-            response = await self._invoke(route.handler, {route.arg_name: request})
+            response = await self._invoke(route.handler, {route.arg_name: request}, route.is_async)
         except Exception:  # as Azure: the function failed, the caller gets a bare 500
             log.exception("function %s failed", route.name)
             return await _empty(send, 500)
         return await _send_response(send, response)
 
     def _find(self, path: str, method: str) -> tuple[Route | None, dict[str, str]]:
-        for route in self.routes:
+        for route in self.literal_routes.get(path.lower(), ()):
+            if method in route.methods:
+                return route, {}
+        for route in self.templated_routes:
             params = route.match(path)
             if params is not None and method in route.methods:
                 return route, params
         return None, {}
 
-    async def _invoke(self, handler: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
-        if inspect.iscoroutinefunction(handler):
+    async def _invoke(
+        self, handler: Callable[..., Any], kwargs: dict[str, Any], is_async: bool
+    ) -> Any:
+        if is_async:
             return await handler(**kwargs)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.pool, lambda: handler(**kwargs))
@@ -252,8 +295,9 @@ async def _empty(send: Send, status: int) -> int:
 
 
 async def _send_response(send: Send, response: func.HttpResponse) -> int:
-    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
-    if response.headers.get("content-type") is None and response.mimetype:
+    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
+    # (no response.headers.get(): werkzeug builds an exception for every missing header)
+    if all(name != b"content-type" for name, _ in headers) and response.mimetype:
         content_type = response.mimetype
         if response.charset and (content_type.startswith("text/") or "json" in content_type):
             content_type += f"; charset={response.charset}"

@@ -1,0 +1,99 @@
+"""The local host's routing, responses and access log, driven in-process over ASGI."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import MutableMapping
+from typing import Any
+
+import azure.functions as func
+import pytest
+
+from devhost.host import FunctionHost, Keys
+
+
+def tiny_app() -> func.FunctionApp:
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+    @app.route(route="{*rest}", methods=["GET"])
+    def catch_all(req: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse(f"catch-all {req.route_params['rest']}")
+
+    @app.route(route="items/latest", methods=["GET"])
+    async def latest(req: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse(
+            "<latest/>", headers={"Content-Type": "application/xml"}, mimetype="text/plain"
+        )
+
+    @app.route(route="items/{id}", methods=["GET"])
+    def item(req: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse(f"item {req.route_params['id']}")
+
+    return app
+
+
+def call(host: FunctionHost, path: str, query: str = "") -> tuple[int, dict[str, str], bytes]:
+    sent: list[MutableMapping[str, Any]] = []
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "headers": [(b"host", b"127.0.0.1:7071")],
+        "server": ("127.0.0.1", 7071),
+        "scheme": "http",
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(host(scope, receive, send))
+    start, body = sent
+    headers = [(k.decode(), v.decode()) for k, v in start["headers"]]
+    assert len({k for k, _ in headers}) == len(headers), "a header was sent twice"
+    return start["status"], dict(headers), body["body"]
+
+
+@pytest.fixture
+def host() -> FunctionHost:
+    return FunctionHost(tiny_app(), route_prefix="api", keys=Keys("f", "m"))
+
+
+def test_the_more_specific_route_wins_whatever_the_declaration_order(host: FunctionHost) -> None:
+    assert call(host, "/api/items/latest")[2] == b"<latest/>"
+    assert call(host, "/API/Items/LATEST")[2] == b"<latest/>"
+    assert call(host, "/api/items/7")[2] == b"item 7"
+    assert call(host, "/api/elsewhere/x")[2] == b"catch-all elsewhere/x"
+
+
+def test_a_functions_own_content_type_is_sent_once_and_wins(host: FunctionHost) -> None:
+    status, headers, _ = call(host, "/api/items/latest")
+    assert (status, headers["content-type"], headers["content-length"]) == (
+        200,
+        "application/xml",
+        "9",
+    )
+    _, headers, _ = call(host, "/api/items/7")
+    assert headers["content-type"] == "text/plain; charset=utf-8"
+
+
+def test_each_request_is_logged_by_path_without_its_query(
+    host: FunctionHost, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="devhost"):
+        call(host, "/api/items/7", "code=secret-key")
+    [record] = [r for r in caplog.records if r.name == "devhost"]
+    assert record.getMessage().startswith("GET /api/items/7 -> 200 (")
+    assert "secret-key" not in caplog.text
+
+
+def test_no_access_log_writes_no_line_per_request(caplog: pytest.LogCaptureFixture) -> None:
+    quiet = FunctionHost(tiny_app(), route_prefix="api", keys=Keys("f", "m"), access_log=False)
+    with caplog.at_level(logging.DEBUG, logger="devhost"):
+        assert call(quiet, "/api/items/7")[0] == 200
+    assert [r for r in caplog.records if r.name == "devhost"] == []
