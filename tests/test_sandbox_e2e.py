@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from sandbox import Account, Sandbox
+from sandbox.outbox import Call
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, BASE_SETTINGS, eventually
 from tests.support.azurite import Azurite
 from tests.support.devhost_process import FUNCTION_KEY, DevHost, free_port
@@ -52,41 +53,55 @@ def app(
     host.stop()
 
 
-def test_an_sms_is_delivered_and_the_app_sees_it(app: str, sandbox: Sandbox) -> None:
-    sent = requests.post(
-        f"{app}/api/sendSms",
-        json={"to": "+14155551234", "body": "ahoy hoy"},
-        headers=KEY,
+def app_post(app: str, path: str, body: dict[str, str]) -> requests.Response:
+    """A request from the mobile app (with the function key) to Ahoy."""
+    return requests.post(f"{app}{path}", json=body, headers=KEY, timeout=10)
+
+
+def view_when(app: str, path: str, status: str) -> dict[str, Any] | None:
+    """The app's view of a message or call once it shows `status` (None if it never does)."""
+
+    def view() -> dict[str, Any] | None:
+        seen: dict[str, Any] = requests.get(f"{app}{path}", headers=KEY, timeout=10).json()
+        return seen if seen["status"] == status else None
+
+    found: dict[str, Any] | None = eventually(view)
+    return found
+
+
+def owner_call(sandbox: Sandbox, url: str, to: str = "+14155550142") -> Call:
+    """A call the account owner starts with a flow URL, as from Twilio's console or API."""
+    created = requests.post(
+        f"{sandbox.url}/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json",
+        data={"To": to, "From": SANDBOX_FROM, "Url": url},
+        auth=(ACCOUNT_SID, AUTH_TOKEN),
         timeout=10,
     )
+    assert created.status_code == 201
+    call = sandbox.outbox.calls[created.json()["sid"]]
+    assert eventually(lambda: call.status in ("completed", "busy", "no-answer"))
+    return call
+
+
+def test_an_sms_is_delivered_and_the_app_sees_it(app: str, sandbox: Sandbox) -> None:
+    sent = app_post(app, "/api/sendSms", {"to": "+14155551234", "body": "ahoy hoy"})
     assert sent.status_code == 201
     sid = sent.json()["sid"]
 
-    def delivered() -> dict[str, Any] | None:
-        view = requests.get(f"{app}/api/messages/{sid}", headers=KEY, timeout=10).json()
-        return view if view["status"] == "delivered" else None
-
-    view = eventually(delivered)
+    view = view_when(app, f"/api/messages/{sid}", "delivered")
     assert view is not None, "the message never showed as delivered"
     assert [h["status"] for h in view["history"]] == ["queued", "sent", "delivered"]
     assert sandbox.outbox.messages[sid].body == "ahoy hoy"
 
 
 def test_a_call_speaks_the_sealed_message_and_completes(app: str, sandbox: Sandbox) -> None:
-    placed = requests.post(
-        f"{app}/api/makeCall",
-        json={"to": "+14155551234", "message": "Hello from Ahoy", "voice": "woman"},
-        headers=KEY,
-        timeout=10,
+    placed = app_post(
+        app, "/api/makeCall", {"to": "+14155551234", "message": "Hello from Ahoy", "voice": "woman"}
     )
     assert placed.status_code == 201
     sid = placed.json()["sid"]
 
-    def completed() -> dict[str, Any] | None:
-        view = requests.get(f"{app}/api/calls/{sid}", headers=KEY, timeout=10).json()
-        return view if view["status"] == "completed" else None
-
-    view = eventually(completed)
+    view = view_when(app, f"/api/calls/{sid}", "completed")
     assert view is not None, "the call never completed"
     assert [h["status"] for h in view["history"]] == [
         "queued",
@@ -105,15 +120,8 @@ def test_a_twiml_url_that_fails_signature_validation_is_an_application_error(
     # As an account owner could misconfigure it in the console: Ahoy's TwiML URL under
     # another host name than PUBLIC_BASE_URL. Twilio signs what it fetches; Ahoy refuses.
     wrong_host = app.replace("127.0.0.1", "localhost") + "/api/twiml?Message%5B0%5D=hi"
-    created = requests.post(
-        f"{sandbox.url}/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json",
-        data={"To": "+14155551234", "From": SANDBOX_FROM, "Url": wrong_host},
-        auth=(ACCOUNT_SID, AUTH_TOKEN),
-        timeout=10,
-    )
-    assert created.status_code == 201
-    call = sandbox.outbox.calls[created.json()["sid"]]
-    assert eventually(lambda: call.status == "completed")
+    call = owner_call(sandbox, wrong_host, to="+14155551234")
+    assert call.status == "completed"
     assert call.transcript[0].startswith("Application error 11200: HTTP 403")
 
 
@@ -130,9 +138,7 @@ def test_a_twiml_url_that_fails_signature_validation_is_an_application_error(
 def test_twilio_test_numbers_map_to_the_documented_statuses(
     app: str, to: str, status: int, code: int
 ) -> None:
-    response = requests.post(
-        f"{app}/api/sendSms", json={"to": to, "body": "hi"}, headers=KEY, timeout=10
-    )
+    response = app_post(app, "/api/sendSms", {"to": to, "body": "hi"})
     assert response.status_code == status
     assert response.json()["twilioCode"] == code
     assert response.json()["errors"][0]["field"] == "to"
@@ -144,7 +150,7 @@ def post_to_a_misconfigured_app(
     """One request to an app started with `bad` settings, then the app is stopped."""
     host = start_app(sandbox, azurite, tmp, **bad)
     try:
-        return requests.post(f"{host.url}{path}", json=body, headers=KEY, timeout=10)
+        return app_post(host.url, path, body)
     finally:
         host.stop()
 
@@ -217,20 +223,12 @@ def chromium(*args: str, profile: Path) -> str:
 def test_the_outbox_page_shows_messages_and_calls_in_a_real_browser(
     app: str, sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    sent = requests.post(
-        f"{app}/api/sendSms",
-        json={"to": "+14155550199", "body": "seen in the browser"},
-        headers=KEY,
-        timeout=10,
-    ).json()
-    placed = requests.post(
-        f"{app}/api/makeCall",
-        json={"to": "+14155550199", "message": "Spoken in the browser"},
-        headers=KEY,
-        timeout=10,
-    ).json()
-    assert eventually(lambda: sandbox.outbox.calls[placed["sid"]].status == "completed")
-    assert eventually(lambda: sandbox.outbox.messages[sent["sid"]].status == "delivered")
+    sent = app_post(app, "/api/sendSms", {"to": "+14155550199", "body": "seen in the browser"})
+    placed = app_post(
+        app, "/api/makeCall", {"to": "+14155550199", "message": "Spoken in the browser"}
+    )
+    assert eventually(lambda: sandbox.outbox.calls[placed.json()["sid"]].status == "completed")
+    assert eventually(lambda: sandbox.outbox.messages[sent.json()["sid"]].status == "delivered")
 
     dom = chromium(
         "--virtual-time-budget=3000", "--dump-dom", f"{sandbox.url}/", profile=tmp_path / "a"
@@ -251,20 +249,6 @@ def test_the_outbox_page_shows_messages_and_calls_in_a_real_browser(
         profile=tmp_path / "b",
     )
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def owner_call(sandbox: Sandbox, url: str, to: str = "+14155550142") -> Any:
-    """A call the account owner starts with a flow URL, as from Twilio's console or API."""
-    created = requests.post(
-        f"{sandbox.url}/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json",
-        data={"To": to, "From": SANDBOX_FROM, "Url": url},
-        auth=(ACCOUNT_SID, AUTH_TOKEN),
-        timeout=10,
-    )
-    assert created.status_code == 201
-    call = sandbox.outbox.calls[created.json()["sid"]]
-    assert eventually(lambda: call.status in ("completed", "busy", "no-answer"))
-    return call
 
 
 @pytest.mark.parametrize(
