@@ -9,7 +9,14 @@ from __future__ import annotations
 import azure.functions as func
 
 from api.auth import authenticate, require_admin
-from api.http import answers_problems, idempotency_key, json_response, outcome_response, parse_json
+from api.http import (
+    answer_response,
+    answers_problems,
+    idempotency_key,
+    json_response,
+    page_request,
+    parse_json,
+)
 
 bp = func.Blueprint()
 
@@ -21,7 +28,7 @@ def send_sms(req: func.HttpRequest) -> func.HttpResponse:
 
     caller = authenticate(req)
     request = parse_json(req, models.SendSmsRequest)
-    return outcome_response(messaging.send_sms(caller, request, idempotency_key(req)))
+    return answer_response(messaging.send_sms(caller.id, request, idempotency_key(req)))
 
 
 @bp.route(route="makeCall", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
@@ -31,7 +38,7 @@ def make_call(req: func.HttpRequest) -> func.HttpResponse:
 
     caller = authenticate(req)
     request = parse_json(req, models.MakeCallRequest)
-    return outcome_response(messaging.make_call(caller, request, idempotency_key(req)))
+    return answer_response(messaging.make_call(caller.id, request, idempotency_key(req)))
 
 
 @bp.route(route="messages/{sid}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
@@ -40,7 +47,7 @@ def get_message(req: func.HttpRequest) -> func.HttpResponse:
     from api import messaging
 
     caller = authenticate(req)
-    return json_response(messaging.get_record(caller, "sms", req.route_params["sid"]))
+    return json_response(messaging.get_record(caller.id, "sms", req.route_params["sid"]))
 
 
 @bp.route(route="calls/{sid}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
@@ -49,16 +56,16 @@ def get_call(req: func.HttpRequest) -> func.HttpResponse:
     from api import messaging
 
     caller = authenticate(req)
-    return json_response(messaging.get_record(caller, "call", req.route_params["sid"]))
+    return json_response(messaging.get_record(caller.id, "call", req.route_params["sid"]))
 
 
 @bp.route(route="token", methods=["GET", "POST"], auth_level=func.AuthLevel.FUNCTION)
 @answers_problems
 def token(req: func.HttpRequest) -> func.HttpResponse:
-    from api import voice
+    from api import voice_tokens
 
     caller = authenticate(req)
-    return json_response(voice.mint_token(caller), headers={"Cache-Control": "no-store"})
+    return json_response(voice_tokens.mint_token(caller.id), headers={"Cache-Control": "no-store"})
 
 
 @bp.route(route="inbox", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
@@ -79,7 +86,7 @@ def admin_inbox(req: func.HttpRequest) -> func.HttpResponse:
 def _inbox_page(req: func.HttpRequest) -> func.HttpResponse:
     from api import inbox
 
-    page_size, continuation = inbox.page_request(req.params)
+    page_size, continuation = page_request(req)
     return json_response(inbox.list_inbox(page_size, continuation))
 
 

@@ -5,13 +5,14 @@ sealed by makeCall; app callers never choose one. `mode` selects it (default `me
 message, forward, simulring, findme, menu, voicemail, client, hangup, reject, pause.
 
 Safety holds at render time: every number that would end up in a <Dial> passes the
-destination policy now, whatever the flow says; every URL a flow redirects to is on
-ALLOWED_TWIML_HOSTS or is this app's own /api/twiml. Anything invalid or refused is spoken
-as a short apology and hung up (logged, masked), never a 500 and never the dial.
+destination policy now, whatever the flow says; every URL a flow redirects to passes the
+TwiML URL rule (`api.urls`: ALLOWED_TWIML_HOSTS, or this app's own /api/twiml). Anything
+invalid or refused is spoken as a short apology and hung up (logged, masked), never a 500
+and never the dial.
 
 Steps that need a callback (a Gather's digits, a Dial's result, a recording) go to
 /api/flowStep with the flow's own parameters carried along (sealed flows stay sealed), so
-rendering stays light and only the steps that store things touch storage.
+rendering stays light and only the voicemail steps (`api.voicemail`) touch storage.
 """
 
 from __future__ import annotations
@@ -19,23 +20,26 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from twilio.twiml.voice_response import VoiceResponse
 
-from api.flows import FlowRejected, open_flow
-from api.settings import Settings, get_settings
-from api.twiml import (
+from api.call_twiml import (
     APP_USER_IDENTITY,
     InvalidFlow,
     add_message,
+    as_xml,
     bounded,
     build_apology_twiml,
     build_client_dial_twiml,
     build_hangup_twiml,
     clean_text,
     parse_message_flow,
+    say_and_hang_up,
 )
+from api.sealing import SealRejected, unseal
+from api.settings import Settings, get_settings
+from api.urls import is_allowed_twiml_url
 
 log = logging.getLogger("ahoy.twiml")
 
@@ -44,10 +48,6 @@ MENU_ATTEMPTS = 3
 ACCEPT_PROMPT = "You have a call. Press any key to accept it."
 # Parameters the flow step route adds to a flow's own; never read as flow parameters.
 _STEP_PARAMS = {"step", "i", "attempt"}
-
-
-class DestinationRefused(InvalidFlow):
-    """A number the flow would dial or text is outside the destination policy."""
 
 
 @dataclass(frozen=True)
@@ -113,8 +113,8 @@ def _open(query: Sequence[tuple[str, str]]) -> Flow | None:
     if not sealed:
         return Flow(tuple(query), None, settings)
     try:
-        params = open_flow(sealed[0], key=settings.flow_key.get()).params
-    except FlowRejected as rejected:
+        params = unseal(sealed[0], key=settings.flow_key.get()).params
+    except SealRejected as rejected:
         log.warning("sealed flow refused (%s): hanging up", rejected)
         return None
     return Flow(params, sealed[0], settings)
@@ -134,16 +134,13 @@ def _safely(render: Callable[[], str]) -> str:
 def _message(flow: Flow, call: Mapping[str, str]) -> str:
     response = VoiceResponse()
     add_message(response, parse_message_flow(flow.params))
-    return str(response.to_xml())
+    return as_xml(response)
 
 
 def _forward(flow: Flow, call: Mapping[str, str]) -> str:
     allowed = flow.indexed("AllowedCallers")
     if allowed and call.get("From", "") not in allowed:
-        response = VoiceResponse()
-        response.say("Sorry, you are not allowed to call this number. Goodbye.")
-        response.hangup()
-        return str(response.to_xml())
+        return say_and_hang_up("Sorry, you are not allowed to call this number. Goodbye.")
     number = _permitted(flow.get("PhoneNumber"), flow.settings)
     return _dial(flow, [number], step="dial-done")
 
@@ -177,7 +174,7 @@ def _menu(flow: Flow, call: Mapping[str, str], attempt: int = 1) -> str:
     else:
         response.say("Goodbye.")
         response.hangup()
-    return str(response.to_xml())
+    return as_xml(response)
 
 
 def _voicemail(flow: Flow, call: Mapping[str, str]) -> str:
@@ -201,7 +198,7 @@ def _voicemail(flow: Flow, call: Mapping[str, str]) -> str:
     )
     response.say("No message was recorded. Goodbye.")
     response.hangup()
-    return str(response.to_xml())
+    return as_xml(response)
 
 
 def _client(flow: Flow, call: Mapping[str, str]) -> str:
@@ -221,13 +218,13 @@ def _reject(flow: Flow, call: Mapping[str, str]) -> str:
         raise InvalidFlow("Reason must be busy or rejected")
     response = VoiceResponse()
     response.reject(reason=reason)
-    return str(response.to_xml())
+    return as_xml(response)
 
 
 def _pause(flow: Flow, call: Mapping[str, str]) -> str:
     response = VoiceResponse()
     response.pause(length=bounded(flow.get("Length", "1"), 1, 60, "Length"))
-    return str(response.to_xml())
+    return as_xml(response)
 
 
 def _unknown_mode(flow: Flow, call: Mapping[str, str]) -> str:
@@ -268,11 +265,11 @@ def _findme_screen(flow: Flow, call: Mapping[str, str], step: Mapping[str, str])
     response = VoiceResponse()
     response.gather(num_digits=1, action=flow.step_url("findme-accept")).say(ACCEPT_PROMPT)
     response.hangup()
-    return str(response.to_xml())
+    return as_xml(response)
 
 
 def _findme_accept(flow: Flow, call: Mapping[str, str], step: Mapping[str, str]) -> str:
-    return str(VoiceResponse().to_xml())  # an empty whisper: the two parties are connected
+    return as_xml(VoiceResponse())  # an empty whisper: the two parties are connected
 
 
 def _menu_choice(flow: Flow, call: Mapping[str, str], step: Mapping[str, str]) -> str:
@@ -280,14 +277,11 @@ def _menu_choice(flow: Flow, call: Mapping[str, str], step: Mapping[str, str]) -
     target = _options(flow).get(call.get("Digits", ""))
     if target is None:
         if attempt >= MENU_ATTEMPTS:
-            response = VoiceResponse()
-            response.say("Goodbye.")
-            response.hangup()
-            return str(response.to_xml())
+            return say_and_hang_up("Goodbye.")
         return _menu(flow, call, attempt + 1)
     response = VoiceResponse()
     response.redirect(target)
-    return str(response.to_xml())
+    return as_xml(response)
 
 
 def _menu_again(flow: Flow, call: Mapping[str, str], step: Mapping[str, str]) -> str:
@@ -295,20 +289,17 @@ def _menu_again(flow: Flow, call: Mapping[str, str], step: Mapping[str, str]) ->
 
 
 def _voicemail_saved(flow: Flow, call: Mapping[str, str], step: Mapping[str, str]) -> str:
-    from api.inbox import store_voicemail  # storage: only this step pays for it
+    from api.voicemail import save_voicemail  # storage: only this step pays for it
 
-    store_voicemail(call, notify=flow.get("NotifyNumber") or None)
-    response = VoiceResponse()
-    response.say("Thank you. Goodbye.")
-    response.hangup()
-    return str(response.to_xml())
+    save_voicemail(call, notify=flow.get("NotifyNumber") or None)
+    return say_and_hang_up("Thank you. Goodbye.")
 
 
 def _voicemail_transcribed(flow: Flow, call: Mapping[str, str], step: Mapping[str, str]) -> str:
     from api.inbox import store_transcription
 
     store_transcription(call)
-    return str(VoiceResponse().to_xml())
+    return as_xml(VoiceResponse())
 
 
 def _unknown_step(flow: Flow, call: Mapping[str, str], step: Mapping[str, str]) -> str:
@@ -347,7 +338,7 @@ def _dial(
     )
     for number in numbers:
         dial.number(number, url=whisper)
-    return str(response.to_xml())
+    return as_xml(response)
 
 
 def _numbers(flow: Flow) -> list[str]:
@@ -367,7 +358,7 @@ def _permitted(number: str, settings: Settings) -> str:
         DestinationPolicy.from_settings(settings).check(number)
     except (ValueError, DestinationNotPermitted) as refused:
         log.warning("flow number %s refused: %s", mask(number), refused)
-        raise DestinationRefused("a number is outside the destination policy") from None
+        raise InvalidFlow("a number is outside the destination policy") from None
     return number
 
 
@@ -391,22 +382,14 @@ def _fail(flow: Flow) -> str:
         response.redirect(_allowed_url(fail_url, flow.settings))
     else:
         response.hangup()
-    return str(response.to_xml())
+    return as_xml(response)
 
 
 def _allowed_url(url: str, settings: Settings) -> str:
-    """A URL on ALLOWED_TWIML_HOSTS, or this app's own /api/twiml (flows only, no webhooks)."""
-    parts, own = urlsplit(url), urlsplit(settings.public_base_url)
-    host = (parts.hostname or "").lower()
-    if (parts.scheme, parts.netloc, parts.path) == (own.scheme, own.netloc, "/api/twiml"):
-        return url
-    if (
-        parts.scheme == "https"
-        and host != settings.public_host
-        and host in settings.allowed_twiml_hosts
-    ):
-        return url
-    raise InvalidFlow("a URL is not on ALLOWED_TWIML_HOSTS nor this app's /api/twiml")
+    """`url` if a flow may send the call there (api.urls), else InvalidFlow."""
+    if not is_allowed_twiml_url(url, settings, own_twiml=True):
+        raise InvalidFlow("a URL is not on ALLOWED_TWIML_HOSTS nor this app's /api/twiml")
+    return url
 
 
 def _message_url(flow: Flow, message: str) -> str | None:

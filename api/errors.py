@@ -1,4 +1,4 @@
-"""Ahoy's domain exceptions: services raise them, `api.problems` turns them into responses.
+"""Ahoy's domain exceptions: services raise them, `api.problems` turns them into documents.
 
 Hierarchy (status in brackets):
 
@@ -14,13 +14,15 @@ Hierarchy (status in brackets):
     │   ├── PayloadTooLarge        [413]
     │   ├── UnsupportedMediaType   [415]
     │   ├── ValidationFailed       [422]  carries per-field errors
-    │   └── RateLimited            [429]  carries Retry-After
+    │   └── RateLimited            [429]  with Retry-After
     └── ServerError                      the operator must fix it, or Twilio is unwell
         ├── ConfigurationError     [500]  names the settings, never their values
         ├── UpstreamError          [502]  Twilio answered with something we cannot pass on
         │   └── UpstreamUnreachable [502]  never reached Twilio: nothing was sent
-        ├── ServiceUnavailable     [503]  carries Retry-After
+        ├── ServiceUnavailable     [503]  with Retry-After
         └── UpstreamTimeout        [504]
+
+Any error may carry `retry_after` (seconds): the problem document then has a Retry-After.
 """
 
 from __future__ import annotations
@@ -43,10 +45,13 @@ class AhoyError(Exception):
     slug = "about:blank"
     title = "Internal error"
 
-    def __init__(self, detail: str, *, code: int | None = None) -> None:
+    def __init__(
+        self, detail: str, *, code: int | None = None, retry_after: int | None = None
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.code = code  # Twilio's error code, when Twilio is where it came from
+        self.retry_after = retry_after  # seconds until a retry may succeed
 
 
 class ClientError(AhoyError):
@@ -84,10 +89,6 @@ class NotFound(ClientError):
 class Conflict(ClientError):
     status, slug, title = 409, "conflict", "Conflict"
 
-    def __init__(self, detail: str, *, retry_after: int | None = None) -> None:
-        super().__init__(detail)
-        self.retry_after = retry_after
-
 
 class PayloadTooLarge(ClientError):
     status, slug, title = 413, "payload-too-large", "Payload too large"
@@ -109,10 +110,6 @@ class ValidationFailed(ClientError):
 
 class RateLimited(ClientError):
     status, slug, title = 429, "rate-limited", "Too many requests"
-
-    def __init__(self, detail: str, *, retry_after: int) -> None:
-        super().__init__(detail)
-        self.retry_after = retry_after
 
 
 class ServerError(AhoyError):
@@ -147,10 +144,6 @@ class UpstreamUnreachable(UpstreamError):
 
 class ServiceUnavailable(ServerError):
     status, slug, title = 503, "service-unavailable", "Service unavailable"
-
-    def __init__(self, detail: str, *, retry_after: int, code: int | None = None) -> None:
-        super().__init__(detail, code=code)
-        self.retry_after = retry_after
 
 
 class UpstreamTimeout(ServerError):

@@ -1,7 +1,7 @@
-"""HTTP edges shared by every handler: JSON in, JSON or problem documents out.
+"""The HTTP edge shared by every handler: JSON in, JSON, answers or problem documents out.
 
-`problem_response` is the one place that turns an `AhoyError` into a status code and an
-RFC 9457 body; `answers_problems` applies it to a handler.
+`answers_problems` lets a handler raise `AhoyError`; `problem_response` wraps the
+framework-free problem document (`api.problems`) in a `func.HttpResponse`.
 """
 
 from __future__ import annotations
@@ -15,32 +15,34 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import azure.functions as func
 
+from api.answers import Answer
 from api.errors import (
     AhoyError,
-    ConfigurationError,
-    Conflict,
     FieldError,
     MalformedJson,
-    NotAuthenticated,
     PayloadTooLarge,
-    RateLimited,
     ServerError,
-    ServiceUnavailable,
     UnsupportedMediaType,
     ValidationFailed,
 )
+from api.problems import problem_for
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from api.messaging import Outcome
-
 log = logging.getLogger("ahoy.http")
 
 MAX_BODY_BYTES = 64 * 1024
-PROBLEM_TYPE_PREFIX = "urn:ahoy:problem:"
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
 M = TypeVar("M", bound="BaseModel")
 H = TypeVar("H", bound=Callable[..., Any])
+
+
+def media_type(req: func.HttpRequest) -> str:
+    """The request's Content-Type without parameters, lower case ("" when there is none)."""
+    content_type: str = req.headers.get("content-type", "")
+    return content_type.split(";")[0].strip().lower()
 
 
 def json_response(
@@ -60,29 +62,13 @@ def json_response(
 
 
 def problem_response(error: AhoyError) -> func.HttpResponse:
-    """The RFC 9457 problem document for `error`, with the headers its status calls for."""
-    problem: dict[str, Any] = {
-        "type": PROBLEM_TYPE_PREFIX + error.slug,
-        "title": error.title,
-        "status": error.status,
-        "detail": error.detail,
-    }
-    if isinstance(error, ValidationFailed):
-        problem["errors"] = [{"field": e.field, "message": e.message} for e in error.errors]
-    if isinstance(error, ConfigurationError):
-        problem["settings"] = error.settings
-    if error.code is not None:
-        problem["twilioCode"] = error.code
-    headers = {"Cache-Control": "no-store"}
-    if isinstance(error, (RateLimited, ServiceUnavailable, Conflict)) and error.retry_after:
-        headers["Retry-After"] = str(error.retry_after)
-    if isinstance(error, NotAuthenticated) and error.www_authenticate:
-        headers["WWW-Authenticate"] = error.www_authenticate
+    """The RFC 9457 problem document for `error`, as a response."""
+    problem = problem_for(error)
     return func.HttpResponse(
-        json.dumps(problem, separators=(",", ":")),
-        status_code=error.status,
-        headers=headers,
-        mimetype="application/problem+json",
+        problem.body,
+        status_code=problem.status,
+        headers=problem.headers,
+        mimetype=problem.content_type,
     )
 
 
@@ -125,8 +111,7 @@ def parse_json(req: func.HttpRequest, model: type[M]) -> M:
     body = req.get_body()
     if len(body) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"The body is over {MAX_BODY_BYTES // 1024} KiB.")
-    content_type = req.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/json":
+    if media_type(req) != "application/json":
         raise UnsupportedMediaType("Send the body as application/json.")
     try:
         data = json.loads(body)
@@ -151,9 +136,17 @@ def idempotency_key(req: func.HttpRequest) -> str | None:
     return None if key is None else check_key(key)
 
 
-def outcome_response(outcome: Outcome) -> func.HttpResponse:
-    """A send's outcome; a replay for a repeated Idempotency-Key says so in a header."""
-    headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
+def answer_response(answer: Answer) -> func.HttpResponse:
+    """A send's answer; a replay for a repeated Idempotency-Key says so in a header."""
+    headers = {"Idempotent-Replayed": "true"} if answer.replayed else {}
     return func.HttpResponse(
-        outcome.body, status_code=outcome.status, headers=headers, mimetype=outcome.content_type
+        answer.body, status_code=answer.status, headers=headers, mimetype=answer.content_type
     )
+
+
+def page_request(req: func.HttpRequest) -> tuple[int, str | None]:
+    """`pageSize` (1-100, default 20) and `continuation` from the query string."""
+    raw = req.params.get("pageSize", str(DEFAULT_PAGE_SIZE))
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+        raise ValidationFailed([FieldError("pageSize", f"must be 1 to {MAX_PAGE_SIZE}")])
+    return int(raw), req.params.get("continuation") or None

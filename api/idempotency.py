@@ -13,28 +13,20 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
-from api import ledger
+from api import clock
+from api.answers import Answer
 from api.errors import FieldError, ValidationFailed
 from api.storage import (
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
-    get_tables,
     key_of,
     storage_errors,
+    table,
 )
 
 TABLE = "idempotency"
 _KEY_SHAPE = re.compile(r"^[\x21-\x7e]{1,255}$")
-
-
-@dataclass(frozen=True)
-class Stored:
-    """A final response, as it is replayed."""
-
-    status: int
-    body: str
-    content_type: str
 
 
 @dataclass(frozen=True)
@@ -45,7 +37,7 @@ class Claim:
     row: str
     ref: str
     owned: bool
-    stored: Stored | None = None
+    stored: Answer | None = None
 
 
 def check_key(key: str) -> str:
@@ -66,13 +58,13 @@ def claim(caller: str, key: str, *, print_: str, ref: str, ttl_hours: int) -> Cl
     Raises ValidationFailed (422) when the key was used with another request body.
     """
     partition, row = key_of(caller), key_of(key)
-    table = get_tables()(TABLE)
+    keys = table(TABLE)
     entity = {
         "PartitionKey": partition,
         "RowKey": row,
         "Fingerprint": print_,
         "Ref": ref,
-        "Created": ledger.now(),
+        "Created": clock.now(),
         "Status": 0,
         "Body": "",
         "ContentType": "",
@@ -80,15 +72,15 @@ def claim(caller: str, key: str, *, print_: str, ref: str, ttl_hours: int) -> Cl
     for _ in range(5):
         with storage_errors():
             try:
-                table.create_entity(entity)
+                keys.create_entity(entity)
                 return Claim(partition, row, ref, owned=True)
             except ResourceExistsError:
                 pass
             try:
-                existing = table.get_entity(partition, row)
+                existing = keys.get_entity(partition, row)
             except ResourceNotFoundError:
                 continue  # released in between: try to claim again
-            if existing["Created"] + timedelta(hours=ttl_hours) < ledger.now():
+            if existing["Created"] + timedelta(hours=ttl_hours) < clock.now():
                 _delete(partition, row, existing.metadata["etag"])
                 continue
         if existing["Fingerprint"] != print_:
@@ -99,16 +91,16 @@ def claim(caller: str, key: str, *, print_: str, ref: str, ttl_hours: int) -> Cl
     raise ResourceModifiedError("idempotency key kept changing")
 
 
-def complete(held: Claim, stored: Stored) -> None:
-    """Record the final response of the send that holds the key."""
+def complete(held: Claim, answer: Answer) -> None:
+    """Record the final answer of the send that holds the key."""
     with storage_errors():
-        get_tables()(TABLE).update_entity(
+        table(TABLE).update_entity(
             {
                 "PartitionKey": held.partition,
                 "RowKey": held.row,
-                "Status": stored.status,
-                "Body": stored.body,
-                "ContentType": stored.content_type,
+                "Status": answer.status,
+                "Body": answer.body,
+                "ContentType": answer.content_type,
             }
         )
 
@@ -122,20 +114,20 @@ def release(held: Claim) -> None:
 def _delete(partition: str, row: str, etag: str | None) -> None:
     from azure.core import MatchConditions
 
-    table = get_tables()(TABLE)
+    keys = table(TABLE)
     try:
         if etag is None:
-            table.delete_entity(partition, row)
+            keys.delete_entity(partition, row)
         else:
-            table.delete_entity(
+            keys.delete_entity(
                 partition, row, etag=etag, match_condition=MatchConditions.IfNotModified
             )
     except (ResourceNotFoundError, ResourceModifiedError):
         pass
 
 
-def _stored(entity: dict[str, object]) -> Stored | None:
+def _stored(entity: dict[str, object]) -> Answer | None:
     status = int(entity.get("Status") or 0)  # type: ignore[call-overload]
     if not status:
         return None
-    return Stored(status, str(entity["Body"]), str(entity["ContentType"]))
+    return Answer(status, str(entity["Body"]), str(entity["ContentType"]), replayed=True)

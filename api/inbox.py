@@ -1,6 +1,7 @@
-"""What reaches the app's Twilio number: inbound calls, inbound SMS and voicemails.
+"""The inbox table: what reached the app's Twilio number (calls, SMS, voicemails).
 
-Kept in Table Storage, newest first (row keys count down), for GET /api/inbox.
+Kept in Table Storage, newest first (row keys count down), for GET /api/inbox. Answering
+inbound webhooks is `api.inbound`'s; notifying about a voicemail is `api.voicemail`'s.
 """
 
 from __future__ import annotations
@@ -15,11 +16,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from api import limits
-from api.errors import AhoyError, FieldError, ValidationFailed
-from api.phone import DestinationPolicy, mask
-from api.settings import get_settings
-from api.storage import ResourceNotFoundError, get_tables, storage_errors
+from api.errors import FieldError, ValidationFailed
+from api.phone import mask
+from api.storage import ResourceNotFoundError, storage_errors, table
 
 log = logging.getLogger("ahoy.inbox")
 
@@ -40,8 +39,8 @@ def store_inbound_sms(message: Mapping[str, str]) -> None:
     _insert("sms", message.get("MessageSid", ""), message, {"Body": body})
 
 
-def store_voicemail(call: Mapping[str, str], *, notify: str | None) -> None:
-    """Keep a recording (Record's action callback) and text NotifyNumber a link to it."""
+def store_voicemail(call: Mapping[str, str]) -> None:
+    """Keep a recording (Record's action callback), indexed by its RecordingSid."""
     recording_sid, url = call.get("RecordingSid", ""), call.get("RecordingUrl", "")
     if not _SID.match(recording_sid) or not _RECORDING_URL.match(url):
         raise ValidationFailed([FieldError("RecordingSid", "is not a recording")])
@@ -52,11 +51,9 @@ def store_voicemail(call: Mapping[str, str], *, notify: str | None) -> None:
         {"RecordingSid": recording_sid, "RecordingUrl": url},
     )
     with storage_errors():
-        get_tables()(TABLE).upsert_entity(
+        table(TABLE).upsert_entity(
             {"PartitionKey": RECORDINGS, "RowKey": recording_sid, "Item": row}
         )
-    if notify:
-        _notify(notify, f"New voicemail from {call.get('From', 'an unknown caller')}: {url}")
 
 
 def store_transcription(callback: Mapping[str, str]) -> None:
@@ -64,13 +61,13 @@ def store_transcription(callback: Mapping[str, str]) -> None:
     if not _SID.match(recording_sid):
         raise ValidationFailed([FieldError("RecordingSid", "is not a recording")])
     with storage_errors():
-        table = get_tables()(TABLE)
+        inbox = table(TABLE)
         try:
-            index = table.get_entity(RECORDINGS, recording_sid)
+            index = inbox.get_entity(RECORDINGS, recording_sid)
         except ResourceNotFoundError:
             log.warning("transcription for an unknown recording")
             return
-        table.update_entity(
+        inbox.update_entity(
             {
                 "PartitionKey": ITEMS,
                 "RowKey": index["Item"],
@@ -79,19 +76,11 @@ def store_transcription(callback: Mapping[str, str]) -> None:
         )
 
 
-def page_request(query: Mapping[str, str]) -> tuple[int, str | None]:
-    """`pageSize` (1-100, default 20) and `continuation` from the query string."""
-    raw = query.get("pageSize", "20")
-    if not raw.isdigit() or not 1 <= int(raw) <= 100:
-        raise ValidationFailed([FieldError("pageSize", "must be 1 to 100")])
-    return int(raw), query.get("continuation") or None
-
-
 def list_inbox(page_size: int, continuation: str | None) -> dict[str, Any]:
     """One page of the inbox, newest first, and the token of the next page."""
     with storage_errors():
         pages: Any = (
-            get_tables()(TABLE)
+            table(TABLE)
             .query_entities(f"PartitionKey eq '{ITEMS}'", results_per_page=page_size)
             .by_page(continuation_token=_decode(continuation))
         )
@@ -106,7 +95,7 @@ def _insert(kind: str, sid: str, fields: Mapping[str, str], extra: dict[str, str
         raise ValidationFailed([FieldError("From", "is not a number or an app user")])
     row = f"{10**13 - int(time.time() * 1000):013d}-{sid}"
     with storage_errors():
-        get_tables()(TABLE).upsert_entity(
+        table(TABLE).upsert_entity(
             {
                 "PartitionKey": ITEMS,
                 "RowKey": row,
@@ -120,26 +109,6 @@ def _insert(kind: str, sid: str, fields: Mapping[str, str], extra: dict[str, str
         )
     log.info("inbound %s from %s", kind, mask(sender))
     return row
-
-
-def _notify(number: str, text: str) -> None:
-    """A text Ahoy sends on its own: policy-checked and counted against GLOBAL_DAILY_CAP."""
-    from api.twilio_service import get_twilio_service
-
-    settings = get_settings()
-    try:
-        DestinationPolicy.from_settings(settings).check(number)
-        limits.consume_global(settings)
-        get_twilio_service().send_sms(
-            to=number,
-            body=text,
-            from_=settings.twilio_from_number,
-            messaging_service_sid=None,
-            media_urls=[],
-            status_callback=None,
-        )
-    except AhoyError as failed:  # the caller's voicemail is kept either way
-        log.warning("voicemail notification to %s not sent: %s", mask(number), failed.slug)
 
 
 def _view(entity: Mapping[str, Any]) -> dict[str, Any]:
@@ -173,42 +142,3 @@ def _decode(token: str | None) -> Any:
         return json.loads(base64.urlsafe_b64decode(token.encode()))
     except (binascii.Error, ValueError):
         raise ValidationFailed([FieldError("continuation", "is not a page token")]) from None
-
-
-def answer_incoming_call(call: Mapping[str, str]) -> str:
-    """Record the call, then answer it with INCOMING_CALL_FLOW (default: voicemail)."""
-    from urllib.parse import parse_qsl
-
-    from api.call_flows import render_twiml
-
-    store_inbound_call(call)
-    flow = parse_qsl(get_settings().incoming_call_flow, keep_blank_values=True)
-    return render_twiml(flow, call)
-
-
-# Twilio answers these itself (opt-out and help); an auto-reply of ours would be wrong.
-_KEYWORDS = {
-    "STOP",
-    "STOPALL",
-    "UNSUBSCRIBE",
-    "CANCEL",
-    "END",
-    "QUIT",
-    "START",
-    "YES",
-    "UNSTOP",
-    "HELP",
-    "INFO",
-}
-
-
-def answer_incoming_sms(message: Mapping[str, str]) -> str:
-    """Record the message; auto-reply INCOMING_SMS_REPLY unless it is empty or a keyword."""
-    from twilio.twiml.messaging_response import MessagingResponse
-
-    store_inbound_sms(message)
-    reply = get_settings().incoming_sms_reply
-    response = MessagingResponse()
-    if reply and message.get("Body", "").strip().upper() not in _KEYWORDS:
-        response.message(reply)
-    return str(response.to_xml())

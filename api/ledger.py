@@ -13,15 +13,16 @@ import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from api import clock
 from api.storage import (
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
-    get_tables,
     storage_errors,
+    table,
 )
 
 TABLE = "ledger"
@@ -110,21 +111,32 @@ class Row:
         )
 
 
-def new_ref() -> str:
-    return secrets.token_hex(16)
+def new_row(
+    caller: str, kind: str, to: str, from_: str | None, *, body_hash: str | None = None
+) -> Row:
+    """A new `pending` row for one send, with a fresh reference, created now."""
+    return Row(
+        ref=secrets.token_hex(16),
+        caller=caller,
+        kind=kind,
+        to=to,
+        from_=from_,
+        created=clock.now(),
+        body_hash=body_hash,
+    )
 
 
 def insert(row: Row) -> None:
     """Write a new row; its ETag is kept, so the next update needs no read first."""
     with storage_errors():
-        metadata = get_tables()(TABLE).create_entity(row.to_entity())
+        metadata = table(TABLE).create_entity(row.to_entity())
     row.etag = metadata.get("etag")
 
 
 def get(ref: str) -> Row | None:
     with storage_errors():
         try:
-            return Row.from_entity(get_tables()(TABLE).get_entity(ref, ROW))
+            return Row.from_entity(table(TABLE).get_entity(ref, ROW))
         except ResourceNotFoundError:
             return None
 
@@ -132,7 +144,7 @@ def get(ref: str) -> Row | None:
 def find_by_sid(sid: str) -> Row | None:
     with storage_errors():
         try:
-            index = get_tables()(TABLE).get_entity(sid, SID_INDEX)
+            index = table(TABLE).get_entity(sid, SID_INDEX)
         except ResourceNotFoundError:
             return None
     return get(index["Ref"])
@@ -162,7 +174,7 @@ def save(row: Row) -> None:
     from azure.data.tables import UpdateMode
 
     with storage_errors():
-        get_tables()(TABLE).update_entity(
+        table(TABLE).update_entity(
             row.to_entity(),
             mode=UpdateMode.REPLACE,
             etag=row.etag,
@@ -175,9 +187,7 @@ def link_sid(row: Row) -> None:
     if not row.sid:
         return
     with storage_errors(), contextlib.suppress(ResourceExistsError):
-        get_tables()(TABLE).create_entity(
-            {"PartitionKey": row.sid, "RowKey": SID_INDEX, "Ref": row.ref}
-        )
+        table(TABLE).create_entity({"PartitionKey": row.sid, "RowKey": SID_INDEX, "Ref": row.ref})
 
 
 def record_status(
@@ -234,8 +244,4 @@ def _apply_status(
 
 
 def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
+    return clock.now().isoformat(timespec="milliseconds").replace("+00:00", "Z")

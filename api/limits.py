@@ -11,16 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from api import ledger
+from api import clock
 from api.errors import RateLimited, ServiceUnavailable
 from api.settings import Settings
 from api.storage import (
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
-    get_tables,
     key_of,
     storage_errors,
+    table,
 )
 
 TABLE = "counters"
@@ -43,7 +43,7 @@ class Window:
 
 def consume(caller: str, destination: str, settings: Settings) -> None:
     """Take one send from every window, or raise RateLimited / ServiceUnavailable (global)."""
-    now = ledger.now()
+    now = clock.now()
     taken: list[Window] = []
     for window in _windows(caller, destination, settings, now):
         if not _increment(window, +1):
@@ -57,7 +57,7 @@ def consume(caller: str, destination: str, settings: Settings) -> None:
 
 def consume_global(settings: Settings) -> None:
     """Take one send from the app's daily cap only (notifications Ahoy sends itself)."""
-    now = ledger.now()
+    now = clock.now()
     [window] = [w for w in _windows("", "", settings, now) if w.global_cap]
     if not _increment(window, +1):
         raise ServiceUnavailable(window.detail, retry_after=window.retry_after(now))
@@ -106,16 +106,16 @@ def _increment(window: Window, step: int) -> bool:
     from azure.core import MatchConditions
     from azure.data.tables import UpdateMode
 
-    table = get_tables()(TABLE)
+    counters = table(TABLE)
     for _ in range(50):
         with storage_errors():
             try:
-                entity = table.get_entity(window.partition, window.row)
+                entity = counters.get_entity(window.partition, window.row)
             except ResourceNotFoundError:
                 if step < 0:
                     return True
                 try:
-                    table.create_entity(
+                    counters.create_entity(
                         {"PartitionKey": window.partition, "RowKey": window.row, "Count": 1}
                     )
                 except ResourceExistsError:
@@ -125,7 +125,7 @@ def _increment(window: Window, step: int) -> bool:
             if step > 0 and count > window.limit:
                 return False
             try:
-                table.update_entity(
+                counters.update_entity(
                     {
                         "PartitionKey": window.partition,
                         "RowKey": window.row,

@@ -1,9 +1,10 @@
 """The send service: what happens when the app asks for an SMS or a call.
 
 In order: the destination policy; the Idempotency-Key claim (a retry gets the first answer
-back); the ledger row, written before anything can be sent; the limits; Twilio; the outcome
-recorded in the ledger and, when final, against the key. Twilio is never asked twice for one
-key: when its answer was lost, a retry reconciles against Twilio's own lists instead.
+back); admission (the ledger row, written before anything can be sent, then the limits);
+Twilio; the outcome recorded in the ledger and, when final, against the key. Twilio is never
+asked twice for one key: when its answer was lost, a retry reconciles against Twilio's own
+lists instead.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
-from urllib.parse import urlsplit
 
-from api import flows, idempotency, ledger, limits
-from api.auth import Caller
+from api import idempotency, ledger, sealing
+from api.admission import admit
+from api.answers import Answer
+from api.call_twiml import message_params
 from api.errors import (
     AhoyError,
     ClientError,
@@ -28,12 +29,12 @@ from api.errors import (
     UpstreamUnreachable,
     ValidationFailed,
 )
-from api.http import problem_response
 from api.models import MakeCallRequest, Record, Resource, SendSmsRequest, StatusChange
 from api.phone import DestinationPolicy, mask
+from api.problems import problem_for
 from api.settings import Settings, get_settings
 from api.twilio_service import Created, get_twilio_service
-from api.twiml import message_params
+from api.urls import is_allowed_twiml_url
 
 log = logging.getLogger("ahoy.messaging")
 
@@ -42,17 +43,7 @@ IN_FLIGHT_RETRY_AFTER = 2
 UNKNOWN_RETRY_AFTER = 30
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """A send's answer, as it is given and as it is replayed for the same Idempotency-Key."""
-
-    status: int
-    body: str
-    content_type: str = "application/json"
-    replayed: bool = False
-
-
-def send_sms(caller: Caller, request: SendSmsRequest, key: str | None) -> Outcome:
+def send_sms(caller_id: str, request: SendSmsRequest, key: str | None) -> Answer:
     settings = get_settings()
     if request.from_ is not None and request.from_ != settings.twilio_from_number:
         raise ValidationFailed(
@@ -61,8 +52,9 @@ def send_sms(caller: Caller, request: SendSmsRequest, key: str | None) -> Outcom
     DestinationPolicy.from_settings(settings).check(request.to)
     service_sid = settings.twilio_messaging_service_sid if request.from_ is None else None
     from_ = None if service_sid else settings.twilio_from_number
-    row = _new_row(caller, "sms", request.to, from_ or service_sid)
-    row.body_hash = _hash(request.body)
+    row = ledger.new_row(
+        caller_id, "sms", request.to, from_ or service_sid, body_hash=_hash(request.body)
+    )
 
     def create(status_callback: str) -> Created:
         return get_twilio_service().send_sms(
@@ -77,24 +69,26 @@ def send_sms(caller: Caller, request: SendSmsRequest, key: str | None) -> Outcom
     return _send(row, request.model_dump_json(by_alias=True), key, settings, create)
 
 
-def make_call(caller: Caller, request: MakeCallRequest, key: str | None) -> Outcome:
+def make_call(caller_id: str, request: MakeCallRequest, key: str | None) -> Answer:
     settings = get_settings()
     DestinationPolicy.from_settings(settings).check(request.to)
     if request.url is not None:
-        url = _allowed_twiml_url(request.url, settings)
+        if not is_allowed_twiml_url(request.url, settings):
+            raise ValidationFailed([FieldError("url", "host is not listed in ALLOWED_TWIML_HOSTS")])
+        url = request.url
     else:
         items = [item for item in (request.message, request.audio_url) if item]
         params = message_params(
             items, voice=request.voice, language=request.language, loop=request.loop
         )
-        token = flows.seal(
+        token = sealing.seal(
             params,
-            caller=caller.id,
+            caller=caller_id,
             ttl_seconds=settings.flow_ttl_seconds,
             key=settings.flow_key.get(),
         )
         url = f"{settings.public_base_url}/api/twiml?flow={token}"
-    row = _new_row(caller, "call", request.to, settings.twilio_from_number)
+    row = ledger.new_row(caller_id, "call", request.to, settings.twilio_from_number)
 
     def create(status_callback: str) -> Created:
         return get_twilio_service().make_call(
@@ -108,10 +102,10 @@ def make_call(caller: Caller, request: MakeCallRequest, key: str | None) -> Outc
     return _send(row, request.model_dump_json(by_alias=True), key, settings, create)
 
 
-def get_record(caller: Caller, kind: str, sid: str) -> Record:
+def get_record(caller_id: str, kind: str, sid: str) -> Record:
     """The caller's own message or call; anyone else's is as good as absent (404)."""
     row = ledger.find_by_sid(sid)
-    if row is None or row.kind != kind or row.caller != caller.id:
+    if row is None or row.kind != kind or row.caller != caller_id:
         raise NotFound(f"No {'message' if kind == 'sms' else 'call'} {sid} of yours.")
     return Record(
         sid=sid,
@@ -131,7 +125,7 @@ def _send(
     key: str | None,
     settings: Settings,
     create: Callable[[str], Created],
-) -> Outcome:
+) -> Answer:
     held = None
     if key is not None:
         held = idempotency.claim(
@@ -158,20 +152,6 @@ def _send(
     return _complete(held, _accepted(created))
 
 
-def admit(row: ledger.Row, settings: Settings) -> None:
-    """Write the row (nothing is sent unrecorded), then take the send from the limits.
-
-    A send the limits refuse stays in the ledger as `refused`.
-    """
-    ledger.insert(row)
-    try:
-        limits.consume(row.caller, row.to, settings)
-    except AhoyError as refused:
-        ledger.set_state(row.ref, "refused")
-        log.info("%s to %s refused: %s", row.kind, mask(row.to), refused.slug)
-        raise
-
-
 def _record_failure(row: ledger.Row, held: idempotency.Claim | None, error: AhoyError) -> None:
     if isinstance(error, UpstreamTimeout) or (
         isinstance(error, UpstreamError) and error.outcome_unknown
@@ -184,29 +164,24 @@ def _record_failure(row: ledger.Row, held: idempotency.Claim | None, error: Ahoy
     ):
         # Twilio refused it: final, and replayed as it is for the same key.
         ledger.set_state(row.ref, "failed", error.code)
-        response = problem_response(error)
-        _complete(
-            held, Outcome(response.status_code, response.get_body().decode(), response.mimetype)
-        )
+        _complete(held, Answer.of_problem(problem_for(error)))
     else:
         # Never sent (Twilio unreachable, rate limiting us, rejecting our credentials).
         ledger.set_state(row.ref, "failed", error.code)
         _release(held)
 
 
-def _settle_earlier(held: idempotency.Claim) -> Outcome:
+def _settle_earlier(held: idempotency.Claim) -> Answer:
     """Answer a request whose key an earlier request holds."""
     if held.stored is not None:
-        stored = held.stored
-        return Outcome(stored.status, stored.body, stored.content_type, replayed=True)
+        return held.stored
     row = ledger.get(held.ref)
     if row is not None and row.state == "unknown":
         found = _reconcile(row)
         if found is not None:
             row = ledger.record_status(row.ref, sid=found.sid, status=found.status)
     if row is not None and row.state == "sent" and row.sid:
-        outcome = _complete(held, _accepted_row(row))
-        return Outcome(outcome.status, outcome.body, outcome.content_type, replayed=True)
+        return _complete(held, _accepted_row(row)).as_replay()
     if row is not None and row.state == "unknown":
         raise Conflict(
             "The outcome of the first request with this Idempotency-Key is not known yet; "
@@ -241,12 +216,10 @@ def _reconcile(row: ledger.Row) -> Created | None:
     return found[0] if len(found) == 1 else None
 
 
-def _complete(held: idempotency.Claim | None, outcome: Outcome) -> Outcome:
+def _complete(held: idempotency.Claim | None, answer: Answer) -> Answer:
     if held is not None:
-        idempotency.complete(
-            held, idempotency.Stored(outcome.status, outcome.body, outcome.content_type)
-        )
-    return outcome
+        idempotency.complete(held, answer)
+    return answer
 
 
 def _release(held: idempotency.Claim | None) -> None:
@@ -254,7 +227,7 @@ def _release(held: idempotency.Claim | None) -> None:
         idempotency.release(held)
 
 
-def _accepted(created: Created) -> Outcome:
+def _accepted(created: Created) -> Answer:
     resource = Resource(
         sid=created.sid,
         status=created.status,
@@ -262,25 +235,11 @@ def _accepted(created: Created) -> Outcome:
         from_=created.from_,
         date_created=created.date_created,
     )
-    return Outcome(201, resource.model_dump_json(by_alias=True))
+    return Answer(201, resource.model_dump_json(by_alias=True))
 
 
-def _accepted_row(row: ledger.Row) -> Outcome:
+def _accepted_row(row: ledger.Row) -> Answer:
     return _accepted(Created(row.sid or "", row.status or "", row.to, row.from_, row.created))
-
-
-def _new_row(caller: Caller, kind: str, to: str, from_: str | None) -> ledger.Row:
-    return ledger.Row(
-        ref=ledger.new_ref(), caller=caller.id, kind=kind, to=to, from_=from_, created=ledger.now()
-    )
-
-
-def _allowed_twiml_url(url: str, settings: Settings) -> str:
-    """Only the account owner's own TwiML hosts; never this app (Twilio would sign the fetch)."""
-    host = (urlsplit(url).hostname or "").lower()
-    if host == settings.public_host.lower() or host not in settings.allowed_twiml_hosts:
-        raise ValidationFailed([FieldError("url", "host is not listed in ALLOWED_TWIML_HOSTS")])
-    return url
 
 
 def _hash(text: str) -> str:

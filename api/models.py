@@ -105,7 +105,7 @@ class ProblemFieldError(BaseModel):
 
 
 class Problem(BaseModel):
-    """RFC 9457 problem details, as every Ahoy error is answered (see api/http.py)."""
+    """RFC 9457 problem details, as every Ahoy error is answered (see api/problems.py)."""
 
     model_config = ConfigDict(extra="forbid")
 

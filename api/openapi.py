@@ -9,12 +9,13 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from api.models import MakeCallRequest, Problem, Record, Resource, SendSmsRequest, VoiceToken
+from api.problems import PROBLEM_JSON
 
 _REF = "#/components/schemas/{model}"
 
 
 def _problems(*statuses: int) -> dict[str, Any]:
-    content = {"application/problem+json": {"schema": {"$ref": _REF.format(model="Problem")}}}
+    content = {PROBLEM_JSON: {"schema": {"$ref": _REF.format(model="Problem")}}}
     return {str(status): {"description": "problem", "content": content} for status in statuses}
 
 

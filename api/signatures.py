@@ -14,6 +14,7 @@ import azure.functions as func
 from twilio.request_validator import RequestValidator
 
 from api.errors import InvalidSignature
+from api.http import media_type
 from api.settings import Settings, get_settings
 
 log = logging.getLogger("ahoy.signatures")
@@ -33,7 +34,7 @@ def verify_twilio_request(req: func.HttpRequest) -> dict[str, str]:
     if not signature:
         raise InvalidSignature("The request has no X-Twilio-Signature.")
     url = public_url(req, settings)
-    content_type = req.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = media_type(req)
     params: object = {}
     if "bodySHA256=" in (urlsplit(url).query or ""):
         # JSON webhooks: the body is hashed into the URL; pass the raw text so it is checked.
@@ -79,8 +80,7 @@ class FormParams(dict[str, list[str]]):
 
 
 def _fields(req: func.HttpRequest) -> dict[str, str]:
-    content_type = req.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/x-www-form-urlencoded":
+    if media_type(req) != "application/x-www-form-urlencoded":
         return {}
     return FormParams.parse(req.get_body()).first()
 

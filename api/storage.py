@@ -35,6 +35,7 @@ __all__ = [
     "get_tables",
     "key_of",
     "storage_errors",
+    "table",
 ]
 
 
@@ -74,6 +75,11 @@ class Tables:
 def get_tables() -> Tables:
     settings = get_settings()
     return Tables(settings.storage_connection.get(), settings.table_prefix)
+
+
+def table(name: str) -> TableClient:
+    """Ahoy's table `name` (created on first use) on the process's one service client."""
+    return get_tables()(name)
 
 
 @contextmanager

@@ -63,7 +63,7 @@ def voice(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="incomingCall", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @answers_problems
 def incoming_call(req: func.HttpRequest) -> func.HttpResponse:
-    from api.inbox import answer_incoming_call
+    from api.inbound import answer_incoming_call
 
     call = verify_twilio_request(req)
     return _twiml(answer_incoming_call(call))
@@ -72,7 +72,7 @@ def incoming_call(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="incomingSms", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @answers_problems
 def incoming_sms(req: func.HttpRequest) -> func.HttpResponse:
-    from api.inbox import answer_incoming_sms
+    from api.inbound import answer_incoming_sms
 
     message = verify_twilio_request(req)
     return _twiml(answer_incoming_sms(message))

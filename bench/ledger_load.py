@@ -21,9 +21,9 @@ from pathlib import Path
 import requests
 from azure.data.tables import TableClient
 
-from tests.conftest import BASE_SETTINGS
 from tests.support.azurite import Azurite
 from tests.support.devhost_process import FUNCTION_KEY, DevHost
+from tests.support.settings import BASE_SETTINGS
 from tests.support.twilio_standin import TwilioStandIn
 
 PREFIX = "bench"

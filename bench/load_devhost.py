@@ -16,8 +16,8 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import BASE_SETTINGS
 from tests.support.devhost_process import FUNCTION_KEY, DevHost
+from tests.support.settings import BASE_SETTINGS
 from tests.support.twilio_standin import TwilioStandIn
 
 

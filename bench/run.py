@@ -149,7 +149,7 @@ def signed_twiml_request() -> tuple[str, str, str]:
     """A sealed message flow as makeCall issues it, POSTed and signed as Twilio does."""
     from twilio.request_validator import RequestValidator
 
-    from api.flows import seal
+    from api.sealing import seal
 
     token = seal(
         [("Message[0]", "Hello from Ahoy"), ("Voice", "woman")],

@@ -15,8 +15,10 @@ from api import auth
 from api.app_routes import send_sms
 from api.auth import Caller, authenticate
 from api.warmup import warmup
-from tests.conftest import MESSAGES_URL, problem, request, twilio_message
+from tests.support.func_requests import problem, request
 from tests.support.jwks_server import AUDIENCE, ISSUER, Issuer, running_issuer
+from tests.support.settings import MESSAGES_URL
+from tests.support.twilio_api import twilio_message
 
 SMS = {"to": "+14155551234", "body": "hi"}
 

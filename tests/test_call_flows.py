@@ -14,14 +14,9 @@ from hypothesis import strategies as st
 
 from api.app_routes import inbox
 from api.twilio_routes import flow_step, incoming_call, incoming_sms
-from tests.conftest import (
-    MESSAGES_URL,
-    problem,
-    request,
-    run_twiml,
-    signed,
-    twilio_message,
-)
+from tests.support.func_requests import problem, request, run_twiml, signed
+from tests.support.settings import MESSAGES_URL
+from tests.support.twilio_api import twilio_message
 
 DECL = '<?xml version="1.0" encoding="UTF-8"?>'
 BASE = "https://ahoy.example.net"
@@ -79,7 +74,7 @@ def test_forward_caller_id_must_be_ours(monkeypatch: pytest.MonkeyPatch) -> None
     query = urlencode({"mode": "forward", "PhoneNumber": A, "CallerId": "+14155550111"})
     assert twiml_for(query) == REFUSAL
     monkeypatch.setenv("TWILIO_CALLER_IDS", "+14155550111")
-    from tests.conftest import reset_caches
+    from tests.support.settings import reset_caches
 
     reset_caches()
     assert 'callerId="+14155550111"' in twiml_for(query)
@@ -327,6 +322,7 @@ def test_a_notification_counts_against_the_global_cap(
     assert len(admin_inbox()["items"]) == 2
 
 
+@pytest.mark.usefixtures("storage")
 def test_an_incoming_call_is_recorded_and_answered_with_the_configured_flow(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -334,7 +330,7 @@ def test_an_incoming_call_is_recorded_and_answered_with_the_configured_flow(
     default = incoming_call(signed("POST", "/api/incomingCall", call)).get_body().decode()
     assert "<Record " in default
     monkeypatch.setenv("INCOMING_CALL_FLOW", f"mode=forward&PhoneNumber={quote(A)}")
-    from tests.conftest import reset_caches
+    from tests.support.settings import reset_caches
 
     reset_caches()
     forwarded = incoming_call(signed("POST", "/api/incomingCall", call)).get_body().decode()
@@ -344,6 +340,7 @@ def test_an_incoming_call_is_recorded_and_answered_with_the_configured_flow(
 
 
 @pytest.mark.parametrize(("body", "replied"), [("hello", True), ("STOP", False), ("help", False)])
+@pytest.mark.usefixtures("storage")
 def test_an_incoming_sms_is_stored_and_auto_replied(
     monkeypatch: pytest.MonkeyPatch, body: str, replied: bool
 ) -> None:
@@ -360,6 +357,7 @@ def test_an_incoming_sms_is_stored_and_auto_replied(
     assert (item["kind"], item["body"]) == ("sms", body)
 
 
+@pytest.mark.usefixtures("storage")
 def test_no_reply_when_none_is_configured() -> None:
     form = [("MessageSid", "SM" + "6" * 32), ("From", "+14155550177"), ("Body", "hi")]
     assert incoming_sms(signed("POST", "/api/incomingSms", form)).get_body().decode() == (
@@ -367,6 +365,7 @@ def test_no_reply_when_none_is_configured() -> None:
     )
 
 
+@pytest.mark.usefixtures("storage")
 def test_the_inbox_is_newest_first_paged_and_admin_only() -> None:
     for n in range(3):
         form = [("MessageSid", f"SM{n:032x}"), ("From", "+14155550177"), ("Body", f"m{n}")]

@@ -9,7 +9,9 @@ import pytest
 import responses
 
 from api.app_routes import make_call, send_sms
-from tests.conftest import CALLS_URL, MESSAGES_URL, problem, request, twilio_call, twilio_message
+from tests.support.func_requests import problem, request
+from tests.support.settings import CALLS_URL, MESSAGES_URL
+from tests.support.twilio_api import twilio_call, twilio_message
 
 UK_MOBILE = "+447400123456"
 

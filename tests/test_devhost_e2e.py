@@ -11,15 +11,9 @@ import pytest
 import requests
 from twilio.request_validator import RequestValidator
 
-from tests.conftest import (
-    AUTH_TOKEN,
-    BASE_SETTINGS,
-    FROM_NUMBER,
-    PUBLIC_BASE_URL,
-    devhost_settings,
-)
 from tests.support.azurite import Azurite
-from tests.support.devhost_process import FUNCTION_KEY, MASTER_KEY, ROOT, DevHost
+from tests.support.devhost_process import FUNCTION_KEY, MASTER_KEY, ROOT, DevHost, devhost_settings
+from tests.support.settings import AUTH_TOKEN, BASE_SETTINGS, FROM_NUMBER, PUBLIC_BASE_URL
 from tests.support.twilio_standin import TwilioStandIn
 
 KEY = {"x-functions-key": FUNCTION_KEY}

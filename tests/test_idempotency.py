@@ -12,19 +12,12 @@ import pytest
 import requests
 import responses
 
-from api import ledger
+from api import clock, ledger
 from api.app_routes import make_call, send_sms
-from tests.conftest import (
-    CALLS_URL,
-    FROM_NUMBER,
-    MESSAGES_URL,
-    ledger_rows,
-    problem,
-    request,
-    twilio_call,
-    twilio_error,
-    twilio_message,
-)
+from tests.support.func_requests import problem, request
+from tests.support.settings import CALLS_URL, FROM_NUMBER, MESSAGES_URL
+from tests.support.tables import ledger_rows
+from tests.support.twilio_api import twilio_call, twilio_error, twilio_message
 
 TO = "+14155551234"
 SMS = {"to": TO, "body": "ahoy hoy"}
@@ -103,8 +96,8 @@ def test_keys_expire(twilio: responses.RequestsMock, monkeypatch: pytest.MonkeyP
     twilio.post(MESSAGES_URL, json=twilio_message(), status=201)
     twilio.post(MESSAGES_URL, json=twilio_message(sid="SM" + "d" * 32), status=201)
     post_sms("k-5")
-    later = ledger.now() + timedelta(hours=1, minutes=1)
-    monkeypatch.setattr(ledger, "now", lambda: later)
+    later = clock.now() + timedelta(hours=1, minutes=1)
+    monkeypatch.setattr(clock, "now", lambda: later)
     response = post_sms("k-5")
     assert response.status_code == 201
     assert response.headers.get("Idempotent-Replayed") is None
@@ -131,7 +124,7 @@ def test_an_unknown_outcome_is_reconciled_from_twilios_list(
     twilio: responses.RequestsMock,
 ) -> None:
     lost_answer(twilio)
-    now = ledger.now().strftime("%a, %d %b %Y %H:%M:%S +0000")
+    now = clock.now().strftime("%a, %d %b %Y %H:%M:%S +0000")
     listed = [
         twilio_message(date_created=now),  # the one the lost request created
         twilio_message(sid="SM" + "e" * 32, body="another text", date_created=now),
@@ -154,7 +147,7 @@ def test_without_exactly_one_match_the_retry_is_409_and_nothing_is_resent(
     twilio: responses.RequestsMock, matches: int
 ) -> None:
     lost_answer(twilio)
-    now = ledger.now().strftime("%a, %d %b %Y %H:%M:%S +0000")
+    now = clock.now().strftime("%a, %d %b %Y %H:%M:%S +0000")
     listed = [twilio_message(sid=f"SM{i:032x}", date_created=now) for i in range(matches)]
     twilio.get(MESSAGES_URL, json={"messages": listed, "next_page_uri": None})
     response = post_sms("lost")
@@ -182,7 +175,7 @@ def test_calls_reconcile_by_to_from_and_time(twilio: responses.RequestsMock) -> 
         make_call(request("POST", "/api/makeCall", json_body=body, headers=headers)).status_code
         == 504
     )
-    now = ledger.now().strftime("%a, %d %b %Y %H:%M:%S +0000")
+    now = clock.now().strftime("%a, %d %b %Y %H:%M:%S +0000")
     twilio.get(
         CALLS_URL,
         json={"calls": [twilio_call(date_created=now)], "next_page_uri": None},

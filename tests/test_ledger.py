@@ -13,18 +13,11 @@ import responses
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from api.app_routes import get_call, get_message, make_call, send_sms
-from tests.conftest import (
-    CALLS_URL,
-    MESSAGES_URL,
-    ledger_rows,
-    problem,
-    request,
-    reset_caches,
-    twilio_call,
-    twilio_error,
-    twilio_message,
-)
 from tests.support.azurite import Azurite
+from tests.support.func_requests import problem, request
+from tests.support.settings import CALLS_URL, MESSAGES_URL, reset_caches
+from tests.support.tables import ledger_rows
+from tests.support.twilio_api import twilio_call, twilio_error, twilio_message
 
 TO = "+14155551234"
 SMS = {"to": TO, "body": "ahoy hoy"}

@@ -10,7 +10,10 @@ import pytest
 import responses
 
 from api.app_routes import send_sms
-from tests.conftest import MESSAGES_URL, ledger_rows, problem, request, twilio_message
+from tests.support.func_requests import problem, request
+from tests.support.settings import MESSAGES_URL
+from tests.support.tables import ledger_rows
+from tests.support.twilio_api import twilio_message
 
 
 def post(to: str = "+14155551234", caller: str = "user-1") -> func.HttpResponse:
@@ -21,10 +24,10 @@ def post(to: str = "+14155551234", caller: str = "user-1") -> func.HttpResponse:
 @pytest.fixture(autouse=True)
 def mid_minute(monkeypatch: pytest.MonkeyPatch) -> None:
     """Hold the clock mid-minute, so no window rolls over during a test."""
-    from api import ledger
+    from api import clock
 
-    frozen = ledger.now().replace(second=30)
-    monkeypatch.setattr(ledger, "now", lambda: frozen)
+    frozen = clock.now().replace(second=30)
+    monkeypatch.setattr(clock, "now", lambda: frozen)
 
 
 @pytest.fixture

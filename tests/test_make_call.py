@@ -10,17 +10,11 @@ import pytest
 import responses
 
 from api.app_routes import make_call
-from api.flows import open_flow
+from api.sealing import unseal
 from api.settings import get_settings
-from tests.conftest import (
-    CALLS_URL,
-    FROM_NUMBER,
-    PUBLIC_BASE_URL,
-    problem,
-    request,
-    sent_form,
-    twilio_call,
-)
+from tests.support.func_requests import problem, request, sent_form
+from tests.support.settings import CALLS_URL, FROM_NUMBER, PUBLIC_BASE_URL
+from tests.support.twilio_api import twilio_call
 
 TO = "+14155551234"
 
@@ -46,7 +40,7 @@ def test_places_the_call_with_a_sealed_flow(twilio: responses.RequestsMock) -> N
     url = urlsplit(form["Url"][0])
     assert f"{url.scheme}://{url.netloc}{url.path}" == f"{PUBLIC_BASE_URL}/api/twiml"
     assert set(parse_qs(url.query)) == {"flow"}
-    flow = open_flow(parse_qs(url.query)["flow"][0], key=get_settings().flow_key.get())
+    flow = unseal(parse_qs(url.query)["flow"][0], key=get_settings().flow_key.get())
     assert flow.params == (("Message[0]", "Hello from Ahoy"), ("Voice", "woman"), ("Loop", "2"))
 
 
@@ -64,7 +58,7 @@ def test_audio_url_is_played_after_the_message(twilio: responses.RequestsMock) -
     twilio.post(CALLS_URL, json=twilio_call(), status=201)
     post({"to": TO, "message": "Listen", "audioUrl": "https://cdn.example.org/tune.mp3"})
     token = parse_qs(urlsplit(sent_form(twilio.calls[0])["Url"][0]).query)["flow"][0]
-    assert open_flow(token, key=get_settings().flow_key.get()).params == (
+    assert unseal(token, key=get_settings().flow_key.get()).params == (
         ("Message[0]", "Listen"),
         ("Message[1]", "https://cdn.example.org/tune.mp3"),
     )

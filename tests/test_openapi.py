@@ -10,7 +10,7 @@ import responses
 
 from api.app_routes import openapi, send_sms
 from api.models import Problem
-from tests.conftest import request
+from tests.support.func_requests import request
 
 
 def document() -> dict[str, Any]:

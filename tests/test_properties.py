@@ -12,13 +12,14 @@ from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 
+from api.call_twiml import build_message_twiml, message_params, parse_message_flow
 from api.errors import InvalidSignature
-from api.flows import FlowRejected, open_flow, seal
 from api.phone import parse_e164
+from api.sealing import SealRejected, seal, unseal
 from api.settings import E164
 from api.signatures import verify_twilio_request
-from api.twiml import build_message_twiml, message_params, parse_message_flow
-from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL, request
+from tests.support.func_requests import request
+from tests.support.settings import AUTH_TOKEN, PUBLIC_BASE_URL
 
 KEY = os.urandom(32)
 form_text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40)
@@ -112,11 +113,11 @@ def test_sealed_flows_never_open_altered_or_under_another_key(
     import base64
 
     token = seal(params, caller="u", ttl_seconds=60, key=KEY)
-    assert list(open_flow(token, key=KEY).params) == params
-    with pytest.raises(FlowRejected):
-        open_flow(token, key=os.urandom(32))
+    assert list(unseal(token, key=KEY).params) == params
+    with pytest.raises(SealRejected):
+        unseal(token, key=os.urandom(32))
     raw = bytearray(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
     raw[position % len(raw)] ^= 1 << bit
     altered = base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode()
-    with pytest.raises(FlowRejected):
-        open_flow(altered, key=KEY)
+    with pytest.raises(SealRejected):
+        unseal(altered, key=KEY)

@@ -14,7 +14,8 @@ from twilio.request_validator import RequestValidator
 
 from sandbox import Account, Sandbox
 from sandbox.outbox import Call
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, eventually
+from tests.support.polling import eventually
+from tests.support.settings import ACCOUNT_SID, AUTH_TOKEN
 
 API_KEY, API_SECRET = "SK" + "1" * 32, "key-secret"
 CALLS = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json"

@@ -11,9 +11,10 @@ import requests
 
 from sandbox import Account, Sandbox
 from sandbox.outbox import Call
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, BASE_SETTINGS, eventually
 from tests.support.azurite import Azurite
 from tests.support.devhost_process import FUNCTION_KEY, DevHost, free_port
+from tests.support.polling import eventually
+from tests.support.settings import ACCOUNT_SID, AUTH_TOKEN, BASE_SETTINGS
 
 SANDBOX_FROM = "+15005550006"
 KEY = {"x-functions-key": FUNCTION_KEY}

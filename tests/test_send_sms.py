@@ -10,15 +10,9 @@ import requests
 import responses
 
 from api.app_routes import send_sms
-from tests.conftest import (
-    FROM_NUMBER,
-    MESSAGES_URL,
-    problem,
-    request,
-    sent_form,
-    twilio_error,
-    twilio_message,
-)
+from tests.support.func_requests import problem, request, sent_form
+from tests.support.settings import FROM_NUMBER, MESSAGES_URL
+from tests.support.twilio_api import twilio_error, twilio_message
 
 TO = "+14155551234"
 

@@ -9,7 +9,8 @@ import pytest
 from api.app_routes import send_sms
 from api.errors import ConfigurationError
 from api.settings import Settings, get_settings
-from tests.conftest import AUTH_TOKEN, BASE_SETTINGS, problem, request, run_twiml
+from tests.support.func_requests import problem, request, run_twiml
+from tests.support.settings import AUTH_TOKEN, BASE_SETTINGS
 
 
 def test_base_settings_load() -> None:

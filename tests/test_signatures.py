@@ -7,7 +7,8 @@ import json
 import pytest
 from twilio.request_validator import RequestValidator
 
-from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL, problem, request, run_twiml, signed
+from tests.support.func_requests import problem, request, run_twiml, signed
+from tests.support.settings import AUTH_TOKEN, PUBLIC_BASE_URL
 
 # twilio-python's published test vector.
 VECTOR_TOKEN = "12345"
@@ -27,7 +28,7 @@ VECTOR_JSON_SIGNATURE = "a9nBmqA0ju/hNViExpshrM61xv4="
 
 @pytest.fixture
 def vector_app(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.conftest import reset_caches
+    from tests.support.settings import reset_caches
 
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", VECTOR_TOKEN)
     monkeypatch.setenv("PUBLIC_BASE_URL", "https://mycompany.com")
@@ -94,7 +95,7 @@ def test_a_forged_json_body_fails_even_with_a_valid_url_signature(vector_app: No
 
 
 def test_an_explicit_default_port_still_validates(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.conftest import reset_caches
+    from tests.support.settings import reset_caches
 
     monkeypatch.setenv("PUBLIC_BASE_URL", "https://ahoy.example.net:443")
     reset_caches()
@@ -162,7 +163,7 @@ def test_the_check_can_be_switched_off_only_under_the_local_host(
     assert refused.status_code == 500
     assert problem(refused)["settings"] == ["TWILIO_VALIDATE_SIGNATURES"]
 
-    from tests.conftest import reset_caches
+    from tests.support.settings import reset_caches
 
     monkeypatch.setenv("DEVHOST_BIND", "127.0.0.1:7071")
     reset_caches()

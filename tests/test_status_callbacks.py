@@ -10,17 +10,10 @@ import responses
 
 from api.app_routes import get_call, get_message, make_call, send_sms
 from api.twilio_routes import status
-from tests.conftest import (
-    ACCOUNT_SID,
-    CALLS_URL,
-    MESSAGES_URL,
-    ledger_rows,
-    problem,
-    request,
-    signed,
-    twilio_call,
-    twilio_message,
-)
+from tests.support.func_requests import problem, request, signed
+from tests.support.settings import ACCOUNT_SID, CALLS_URL, MESSAGES_URL
+from tests.support.tables import ledger_rows
+from tests.support.twilio_api import twilio_call, twilio_message
 
 TO = "+14155551234"
 SMS_SID = "SM" + "a" * 32
@@ -153,6 +146,7 @@ def test_signed_but_malformed_fields_are_422(
     assert field in [e["field"] for e in problem(response)["errors"]]
 
 
+@pytest.mark.usefixtures("storage")
 def test_a_callback_for_an_unknown_row_is_404() -> None:
     response = status(
         signed(

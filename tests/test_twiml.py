@@ -8,9 +8,9 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
-from api.flows import seal
+from api.sealing import seal
 from api.settings import get_settings
-from tests.conftest import run_twiml, signed
+from tests.support.func_requests import run_twiml, signed
 
 DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
 HANGUP = f"{DECLARATION}<Response><Hangup /></Response>"
@@ -118,10 +118,10 @@ def test_garbage_flows_hang_up(garbage: str) -> None:
 
 
 def test_flow_expiry_is_enforced_at_open_time() -> None:
-    from api.flows import FlowRejected, open_flow
+    from api.sealing import SealRejected, unseal
 
     key = get_settings().flow_key.get()
     token = seal([("Message[0]", "hi")], caller="u", ttl_seconds=60, key=key)
-    assert open_flow(token, key=key).caller == "u"
-    with pytest.raises(FlowRejected):
-        open_flow(token, key=key, now=time.time() + 61)
+    assert unseal(token, key=key).caller == "u"
+    with pytest.raises(SealRejected):
+        unseal(token, key=key, now=time.time() + 61)

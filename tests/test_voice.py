@@ -11,26 +11,25 @@ import jwt
 import pytest
 
 from api.app_routes import get_call, token
+from api.identities import identity_for
 from api.twilio_routes import voice
-from api.voice import identity_for
-from tests.conftest import (
+from tests.support.func_requests import problem, request, run_twiml, signed
+from tests.support.settings import (
     ACCOUNT_SID,
     API_KEY_SECRET,
     API_KEY_SID,
     FROM_NUMBER,
     TWIML_APP_SID,
-    ledger_rows,
-    problem,
-    request,
-    run_twiml,
-    signed,
 )
+from tests.support.tables import ledger_rows
 
 DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
 REFUSAL = (
     f"{DECLARATION}<Response><Say>Sorry, this call cannot be completed. Goodbye.</Say>"
     "<Hangup /></Response>"
 )
+
+pytestmark = pytest.mark.usefixtures("storage")  # identities, ledger and limits
 
 
 @pytest.fixture(autouse=True)
@@ -99,7 +98,7 @@ def test_the_lifetime_is_a_setting_with_bounds(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("TOKEN_TTL_SECONDS", "600")
     claims = decode(json.loads(get_token().get_body())["token"])
     assert claims["exp"] - claims["nbf"] <= 600
-    from tests.conftest import reset_caches
+    from tests.support.settings import reset_caches
 
     monkeypatch.setenv("TOKEN_TTL_SECONDS", "86401")
     reset_caches()

@@ -12,6 +12,10 @@ from pathlib import Path
 
 import requests
 
+from tests.support.azurite import Azurite
+from tests.support.settings import API_KEY_SECRET, API_KEY_SID, BASE_SETTINGS, TWIML_APP_SID
+from tests.support.twilio_standin import TwilioStandIn
+
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTION_KEY = "test-function-key-0123456789"
 MASTER_KEY = "test-master-key-0123456789"
@@ -75,3 +79,17 @@ class DevHost:
         except subprocess.TimeoutExpired:
             self.process.kill()
         self.log.close()
+
+
+def devhost_settings(standin: TwilioStandIn, azurite: Azurite) -> dict[str, str]:
+    """Ahoy's settings under the local host: signed in as DEV_PRINCIPAL, Twilio = `standin`."""
+    return {
+        **BASE_SETTINGS,
+        "TWILIO_API_BASE_URL": standin.url,
+        "DEV_PRINCIPAL": "dev-user",
+        "AzureWebJobsStorage": azurite.connection_string,
+        "AHOY_TABLE_PREFIX": "devhost",
+        "TWILIO_API_KEY_SID": API_KEY_SID,
+        "TWILIO_API_KEY_SECRET": API_KEY_SECRET,
+        "TWILIO_TWIML_APP_SID": TWIML_APP_SID,
+    }

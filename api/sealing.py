@@ -1,7 +1,7 @@
-"""Sealed call flows: TwiML parameters that travel in a URL, unreadable and unalterable.
+"""Sealing: call-flow parameters that travel in a URL, unreadable and unalterable.
 
 makeCall seals the Twimlets parameters of the call, the caller's id and an expiry with
-AES-GCM under AHOY_FLOW_KEY; /api/twiml opens the seal. A URL therefore carries no message
+AES-GCM under AHOY_FLOW_KEY; /api/twiml unseals them. A URL therefore carries no message
 text and no number, and nobody without the key can make or change one.
 """
 
@@ -22,13 +22,13 @@ _CONTEXT = b"ahoy-flow-v1"
 _NONCE_BYTES = 12
 
 
-class FlowRejected(Exception):
-    """The sealed flow is expired, altered, or was sealed under another key."""
+class SealRejected(Exception):
+    """The seal is expired, altered, or was made under another key."""
 
 
 @dataclass(frozen=True)
-class Flow:
-    """An opened flow: Twimlets parameters in order, who asked for it, and when it expires."""
+class SealedFlow:
+    """What a seal holds: Twimlets parameters in order, who asked for them, when it expires."""
 
     params: tuple[tuple[str, str], ...]
     caller: str
@@ -49,19 +49,19 @@ def _cipher(key: bytes) -> AESGCM:
     return AESGCM(key)
 
 
-def open_flow(token: str, *, key: bytes, now: float | None = None) -> Flow:
-    """Open a sealed flow, or raise FlowRejected without saying more than that."""
+def unseal(token: str, *, key: bytes, now: float | None = None) -> SealedFlow:
+    """Open a seal, or raise SealRejected without saying more than that."""
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         plain = _cipher(key).decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], _CONTEXT)
         payload = json.loads(plain.decode())  # sealed as UTF-8; bytes would make json guess
-        flow = Flow(
+        flow = SealedFlow(
             params=tuple((str(name), str(value)) for name, value in payload["p"]),
             caller=str(payload["c"]),
             expires_at=int(payload["x"]),
         )
     except (binascii.Error, ValueError, InvalidTag, KeyError, TypeError) as exc:
-        raise FlowRejected("altered or foreign") from exc
+        raise SealRejected("altered or foreign") from exc
     if flow.expires_at < (time.time() if now is None else now):
-        raise FlowRejected("expired")
+        raise SealRejected("expired")
     return flow

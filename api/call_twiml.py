@@ -1,4 +1,4 @@
-"""TwiML for calls, built only with twilio's VoiceResponse (it escapes markup; we never write XML).
+"""TwiML documents for calls, built only with twilio's VoiceResponse (it escapes markup).
 
 Flows use the parameter names of Twilio's "message" Twimlet: `Message[0]`, `Message[1]`, …
 (each text is spoken, each https URL is played), `Pause[n]` (seconds after item n), `Voice`,
@@ -21,6 +21,7 @@ _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}$")
 APP_USER_IDENTITY = re.compile(r"^[A-Za-z0-9_]{1,121}$")  # what Twilio takes as a client identity
 MAX_ITEM_CHARS = 1000
 MAX_ITEMS = 20
+APOLOGY = "Sorry, this call cannot be completed. Goodbye."
 
 
 class InvalidFlow(ValueError):
@@ -94,10 +95,23 @@ def bounded(value: str, low: int, high: int, name: str) -> int:
     return int(value)
 
 
+def as_xml(response: VoiceResponse) -> str:
+    """The TwiML document `response` describes."""
+    return str(response.to_xml())
+
+
+def say_and_hang_up(text: str) -> str:
+    """Say `text`, then end the call."""
+    response = VoiceResponse()
+    response.say(text)
+    response.hangup()
+    return as_xml(response)
+
+
 def build_message_twiml(flow: MessageFlow) -> str:
     response = VoiceResponse()
     add_message(response, flow)
-    return str(response.to_xml())
+    return as_xml(response)
 
 
 def add_message(response: VoiceResponse, flow: MessageFlow) -> None:
@@ -114,7 +128,7 @@ def build_client_dial_twiml(identity: str) -> str:
     """Ring an app user's Voice SDK client."""
     response = VoiceResponse()
     response.dial(answer_on_bridge=True).client(identity)
-    return str(response.to_xml())
+    return as_xml(response)
 
 
 def build_number_dial_twiml(number: str, *, caller_id: str, status_callback: str) -> str:
@@ -126,21 +140,18 @@ def build_number_dial_twiml(number: str, *, caller_id: str, status_callback: str
         status_callback_event="initiated ringing answered completed",
         status_callback_method="POST",
     )
-    return str(response.to_xml())
+    return as_xml(response)
 
 
 def build_hangup_twiml() -> str:
     response = VoiceResponse()
     response.hangup()
-    return str(response.to_xml())
+    return as_xml(response)
 
 
 def build_apology_twiml() -> str:
     """Spoken instead of Twilio's own "application error" when a flow cannot be rendered."""
-    response = VoiceResponse()
-    response.say("Sorry, this call cannot be completed. Goodbye.")
-    response.hangup()
-    return str(response.to_xml())
+    return say_and_hang_up(APOLOGY)
 
 
 def clean_text(text: str) -> str:

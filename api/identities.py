@@ -1,0 +1,37 @@
+"""Voice SDK identities: which caller an identity in a `client:` address stands for.
+
+A caller id Twilio accepts as a client identity is its own identity; any other id gets a
+digest, remembered here so that /api/voice can map the call back to its caller.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from api.call_twiml import APP_USER_IDENTITY
+from api.storage import ResourceNotFoundError, storage_errors, table
+
+TABLE = "identities"
+
+
+def identity_for(caller_id: str) -> str:
+    """The Voice SDK identity of a caller: its id when Twilio accepts it as is, else a digest."""
+    if APP_USER_IDENTITY.match(caller_id):
+        return caller_id
+    return "u_" + hashlib.sha256(caller_id.encode()).hexdigest()[:48]
+
+
+def remember(identity: str, caller_id: str) -> None:
+    """Record that `identity` stands for `caller_id`."""
+    with storage_errors():
+        table(TABLE).upsert_entity({"PartitionKey": identity, "RowKey": "", "Caller": caller_id})
+
+
+def caller_of(identity: str) -> str:
+    """The caller `identity` stands for (an identity nobody registered stands for itself)."""
+    with storage_errors():
+        try:
+            entity = table(TABLE).get_entity(identity, "")
+        except ResourceNotFoundError:
+            return identity
+    return str(entity["Caller"])

@@ -1,0 +1,57 @@
+"""Voice SDK access tokens for the app's signed-in callers (GET|POST /api/token).
+
+The token's identity is the caller's own stable id (never a request parameter), so a call
+the app places through the TwiML App is that caller's call when /api/voice renders it.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from twilio.jwt.access_token import AccessToken
+from twilio.jwt.access_token.grants import VoiceGrant
+
+from api import identities
+from api.errors import ConfigurationError
+from api.models import VoiceToken
+from api.settings import get_settings
+
+
+def mint_token(caller_id: str) -> VoiceToken:
+    """An AccessToken with a VoiceGrant for the caller, signed with the API key."""
+    settings = get_settings()
+    missing = [
+        name
+        for name, value in (
+            ("TWILIO_API_KEY_SID", settings.twilio_api_key_sid),
+            ("TWILIO_API_KEY_SECRET", settings.twilio_api_key_secret),
+            ("TWILIO_TWIML_APP_SID", settings.twilio_twiml_app_sid),
+        )
+        if value is None
+    ]
+    if missing or settings.twilio_api_key_secret is None:
+        raise ConfigurationError.missing(missing)
+    identity = identities.identity_for(caller_id)
+    if identity != caller_id:
+        identities.remember(identity, caller_id)
+    expires = int(time.time()) + settings.token_ttl_seconds
+    token = AccessToken(
+        settings.twilio_account_sid,
+        settings.twilio_api_key_sid,
+        settings.twilio_api_key_secret.get(),
+        identity=identity,
+        valid_until=expires,
+    )
+    token.add_grant(
+        VoiceGrant(
+            outgoing_application_sid=settings.twilio_twiml_app_sid,
+            incoming_allow=True,
+            push_credential_sid=settings.twilio_push_credential_sid,
+        )
+    )
+    return VoiceToken(
+        token=str(token.to_jwt()),
+        identity=identity,
+        expires_at=datetime.fromtimestamp(expires, UTC),
+    )
