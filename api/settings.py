@@ -65,6 +65,29 @@ class Secret(Generic[V]):
 
 
 @dataclass(frozen=True)
+class StorageAccess:
+    """How Ahoy reaches its tables, read as the Functions host reads its own storage.
+
+    A connection string (`AzureWebJobsStorage`) wins when set; otherwise the table endpoint
+    (`AzureWebJobsStorage__tableServiceUri`, or the account name's public endpoint) with a
+    Microsoft Entra token: the managed identity (`__credential=managedidentity`, `__clientId`
+    for a user-assigned one), else DefaultAzureCredential.
+    """
+
+    connection_string: Secret[str] | None
+    table_endpoint: str | None
+    managed_identity: bool
+    client_id: str | None
+
+
+STORAGE_SETTING = "AzureWebJobsStorage"
+STORAGE_TABLE_URI = "AzureWebJobsStorage__tableServiceUri"
+STORAGE_ACCOUNT = "AzureWebJobsStorage__accountName"
+STORAGE_CREDENTIAL = "AzureWebJobsStorage__credential"
+STORAGE_CLIENT_ID = "AzureWebJobsStorage__clientId"
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything Ahoy reads from its app settings. Names match the settings table in README."""
 
@@ -90,7 +113,7 @@ class Settings:
     allowed_countries: frozenset[str]
     allowed_number_types: frozenset[str]
     sandbox: bool
-    storage_connection: Secret[str]
+    storage: StorageAccess
     table_prefix: str
     idempotency_ttl_hours: int
     rate_limit_per_minute: int
@@ -141,7 +164,7 @@ class Settings:
             allowed_number_types=reader.optional("ALLOWED_NUMBER_TYPES", _number_types)
             or frozenset({"MOBILE", "FIXED_LINE", "FIXED_LINE_OR_MOBILE"}),
             sandbox=reader.optional("TWILIO_SANDBOX", _boolean) is True,
-            storage_connection=reader.required("AzureWebJobsStorage", Secret[str]),
+            storage=_storage_access(reader),
             table_prefix=reader.optional(
                 "AHOY_TABLE_PREFIX", _matching(r"[A-Za-z][A-Za-z0-9]{0,29}")
             )
@@ -182,6 +205,29 @@ class Settings:
         if reader.bad:
             raise ConfigurationError.missing(sorted(set(reader.bad)))
         return settings
+
+
+def _storage_access(reader: _Reader) -> StorageAccess:
+    connection = reader.optional(STORAGE_SETTING, Secret[str])
+    if connection is not None or STORAGE_SETTING in reader.bad:
+        return StorageAccess(connection, None, managed_identity=False, client_id=None)
+    endpoint = reader.optional(STORAGE_TABLE_URI, _https_origin_and_path) or (
+        _account_table_endpoint(account)
+        if (account := reader.optional(STORAGE_ACCOUNT, _account_name))
+        else None
+    )
+    credential = reader.optional(STORAGE_CREDENTIAL, _one_of(("managedidentity",)))
+    client_id = reader.optional(STORAGE_CLIENT_ID, _matching(r"[0-9A-Fa-f-]{36}"))
+    if client_id is not None and credential is None:
+        # A client id only means something with the managed identity: say which is off.
+        reader.bad.extend([STORAGE_CLIENT_ID, STORAGE_CREDENTIAL])
+    if endpoint is None and not {STORAGE_TABLE_URI, STORAGE_ACCOUNT} & set(reader.bad):
+        reader.bad.append(STORAGE_SETTING)
+    return StorageAccess(None, endpoint, credential == "managedidentity", client_id)
+
+
+def _account_table_endpoint(account: str) -> str:
+    return f"https://{account}.table.core.windows.net"
 
 
 def served_by_local_host(env: Mapping[str, str]) -> bool:
@@ -249,6 +295,15 @@ def _origin(raw: str) -> str:
     if parts.path.strip("/"):
         raise ValueError
     return _origin_and_path(raw).rstrip("/")
+
+
+def _https_origin_and_path(raw: str) -> str:
+    if urlsplit(raw).scheme != "https":
+        raise ValueError  # a bearer token never travels over plain http
+    return _origin_and_path(raw).rstrip("/")
+
+
+_account_name = _matching(r"[a-z0-9]{3,24}")
 
 
 def _origin_and_path(raw: str) -> str:

@@ -1,7 +1,9 @@
 """Azure Table Storage on the Function App's own account (AzureWebJobsStorage; Azurite locally).
 
-One service client per process; each table is created on first use. Storage being down is
-a 503 for the caller (nothing is sent without a ledger row), never a stack trace.
+Reached with a connection string, or with a Microsoft Entra token for the endpoint (the
+managed identity in Azure, where shared keys are off): see `settings.StorageAccess`. One
+service client per process; each table is created on first use. Storage being down is a
+503 for the caller (nothing is sent without a ledger row), never a stack trace.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import (
     AzureError,
@@ -23,7 +26,10 @@ from azure.core.exceptions import (
 from azure.data.tables import TableClient, TableServiceClient
 
 from api.errors import ServiceUnavailable
-from api.settings import get_settings
+from api.settings import StorageAccess, get_settings
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
 
 log = logging.getLogger("ahoy.storage")
 
@@ -42,18 +48,27 @@ __all__ = [
 class Tables:
     """Ahoy's tables, named `<AHOY_TABLE_PREFIX><name>`."""
 
-    def __init__(self, connection_string: str, prefix: str) -> None:
+    def __init__(self, access: StorageAccess, prefix: str) -> None:
         # The SDK logs every request and response at INFO: noise, and table keys.
         logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(
             logging.WARNING
         )
-        self._service = TableServiceClient.from_connection_string(
-            connection_string,
-            retry_total=2,
-            retry_backoff_factor=0.2,
-            connection_timeout=3,
-            read_timeout=5,
-        )
+        options: dict[str, Any] = {
+            "retry_total": 2,
+            "retry_backoff_factor": 0.2,
+            "connection_timeout": 3,
+            "read_timeout": 5,
+        }
+        if access.connection_string is not None:
+            self._service = TableServiceClient.from_connection_string(
+                access.connection_string.get(), **options
+            )
+        else:
+            self._service = TableServiceClient(
+                endpoint=access.table_endpoint or "",
+                credential=_token_credential(access),
+                **options,
+            )
         self._prefix = prefix
         self._clients: dict[str, TableClient] = {}
         self._lock = threading.Lock()
@@ -70,11 +85,30 @@ class Tables:
                     self._clients[name] = client
         return client
 
+    def ping(self, timeout_seconds: float) -> None:
+        """One cheap request to the table service, not retried; AzureError if it fails."""
+        tables = self._service.list_tables(
+            results_per_page=1,
+            retry_total=0,
+            connection_timeout=timeout_seconds,
+            read_timeout=timeout_seconds,
+        )
+        next(iter(tables.by_page()), None)
+
+
+def _token_credential(access: StorageAccess) -> TokenCredential:
+    """The managed identity (user-assigned when a client id is set), else the default chain."""
+    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+    if access.managed_identity:
+        return ManagedIdentityCredential(client_id=access.client_id)
+    return DefaultAzureCredential()
+
 
 @lru_cache(maxsize=1)
 def get_tables() -> Tables:
     settings = get_settings()
-    return Tables(settings.storage_connection.get(), settings.table_prefix)
+    return Tables(settings.storage, settings.table_prefix)
 
 
 def table(name: str) -> TableClient:

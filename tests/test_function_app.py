@@ -31,6 +31,7 @@ def test_http_functions_and_their_auth_levels() -> None:
     assert routes["inbox"][1:] == (["GET"], "function")
     assert routes["admin/inbox"][1:] == (["GET"], "admin")
     assert routes["token"][1:] == (["GET", "POST"], "function")
+    assert routes["health"] == ("health", ["GET"], "anonymous")
 
 
 def test_importing_the_app_reads_no_settings_and_imports_nothing_heavy() -> None:

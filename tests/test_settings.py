@@ -88,3 +88,90 @@ def test_twiml_with_a_missing_setting_is_500_not_a_crash(monkeypatch: pytest.Mon
     assert response.status_code == 500
     assert problem(response)["settings"] == ["AHOY_FLOW_KEY"]
     assert "VaultName" not in response.get_body().decode()
+
+
+IDENTITY = {k: v for k, v in BASE_SETTINGS.items() if k != "AzureWebJobsStorage"}
+CLIENT_ID = "3f0c2c0e-6a7b-4c1d-9e2f-0a1b2c3d4e5f"
+
+
+def test_storage_by_account_name_uses_its_public_table_endpoint_and_the_identity() -> None:
+    storage = Settings.from_environ(
+        {
+            **IDENTITY,
+            "AzureWebJobsStorage__accountName": "stahoy123",
+            "AzureWebJobsStorage__credential": "managedidentity",
+            "AzureWebJobsStorage__clientId": CLIENT_ID,
+        }
+    ).storage
+    assert storage.connection_string is None
+    assert storage.table_endpoint == "https://stahoy123.table.core.windows.net"
+    assert storage.managed_identity
+    assert storage.client_id == CLIENT_ID
+
+
+def test_a_table_service_uri_beats_the_account_name_and_no_credential_means_the_default_chain() -> (
+    None
+):
+    storage = Settings.from_environ(
+        {
+            **IDENTITY,
+            "AzureWebJobsStorage__accountName": "stahoy123",
+            "AzureWebJobsStorage__tableServiceUri": "https://tables.example.net/",
+        }
+    ).storage
+    assert storage.table_endpoint == "https://tables.example.net"
+    assert not storage.managed_identity
+
+
+def test_a_connection_string_wins_over_identity_settings() -> None:
+    storage = Settings.from_environ(
+        {**BASE_SETTINGS, "AzureWebJobsStorage__accountName": "stahoy123"}
+    ).storage
+    assert storage.connection_string is not None
+    assert storage.connection_string.get() == "UseDevelopmentStorage=true"
+    assert storage.table_endpoint is None
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({}, ["AzureWebJobsStorage"]),
+        ({"AzureWebJobsStorage__credential": "managedidentity"}, ["AzureWebJobsStorage"]),
+        (
+            {"AzureWebJobsStorage__accountName": "Not_An-Account"},
+            ["AzureWebJobsStorage__accountName"],
+        ),
+        (
+            {
+                "AzureWebJobsStorage__accountName": "stahoy",
+                "AzureWebJobsStorage__clientId": CLIENT_ID,
+            },
+            ["AzureWebJobsStorage__clientId", "AzureWebJobsStorage__credential"],
+        ),
+        (
+            {
+                "AzureWebJobsStorage__accountName": "stahoy",
+                "AzureWebJobsStorage__credential": "connectionstring",
+            },
+            ["AzureWebJobsStorage__credential"],
+        ),
+        (
+            {"AzureWebJobsStorage__tableServiceUri": "http://tables.example.net"},
+            ["AzureWebJobsStorage__tableServiceUri"],
+        ),
+        (
+            {
+                "AzureWebJobsStorage__accountName": "stahoy",
+                "AzureWebJobsStorage__credential": "managedidentity",
+                "AzureWebJobsStorage__clientId": "not-a-guid",
+            },
+            ["AzureWebJobsStorage__clientId"],
+        ),
+    ],
+)
+def test_missing_or_contradictory_storage_settings_are_named(
+    settings: dict[str, str], named: list[str]
+) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_environ({**IDENTITY, **settings})
+    assert raised.value.settings == named

@@ -14,10 +14,18 @@ ACCOUNT_KEY = (
 
 
 class Azurite:
-    def __init__(self, data: Path, port: int = 0) -> None:
+    """`extra` goes to azurite-table as is (e.g. `--oauth basic --cert C --key K` for HTTPS)."""
+
+    def __init__(self, data: Path, port: int = 0, extra: tuple[str, ...] = ()) -> None:
         self.data = data
         self.port = port or _free_port()
+        self.extra = extra
         self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def table_endpoint(self) -> str:
+        scheme = "https" if "--cert" in self.extra else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/devstoreaccount1"
 
     @property
     def connection_string(self) -> str:
@@ -43,6 +51,7 @@ class Azurite:
                 "--skipApiVersionCheck",
                 "--disableTelemetry",
                 "--silent",
+                *self.extra,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

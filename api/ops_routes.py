@@ -1,0 +1,28 @@
+"""Routes for operators and the platform, not for the app or Twilio: GET /api/health."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from api.http import json_response
+
+bp = func.Blueprint()
+
+HEALTH_RETRY_AFTER_SECONDS = 10
+
+
+@bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def health(req: func.HttpRequest) -> func.HttpResponse:
+    """200 when every check passes, else 503; never a setting's name or value."""
+    from api.health import check_health
+
+    checks = check_health()
+    healthy = all(result == "ok" for result in checks.values())
+    headers = {"Cache-Control": "no-store"}
+    if not healthy:
+        headers["Retry-After"] = str(HEALTH_RETRY_AFTER_SECONDS)
+    return json_response(
+        {"status": "healthy" if healthy else "unhealthy", "checks": checks},
+        status=200 if healthy else 503,
+        headers=headers,
+    )

@@ -1,0 +1,120 @@
+// Ahoy on Azure: a resource group and everything in it (infra/app.bicep). Deployed by `azd up`.
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('Name of the azd environment; names the resource group and tags every resource.')
+param environmentName string
+
+@minLength(1)
+@description('Azure region for every resource (Flex Consumption must be offered there).')
+param location string
+
+@description('Object id of the user or service principal running azd: may deploy and rotate secrets.')
+param principalId string = ''
+
+@description('Twilio account SID (AC...).')
+param twilioAccountSid string
+
+@secure()
+@description('Twilio auth token: stored in Key Vault only.')
+param twilioAuthToken string
+
+@description('Twilio API key SID (SK...), preferred for REST calls; empty to use the auth token.')
+param twilioApiKeySid string = ''
+
+@secure()
+@description('Twilio API key secret: stored in Key Vault only; empty with no API key.')
+param twilioApiKeySecret string = ''
+
+@description('The Twilio number Ahoy calls and texts from (E.164).')
+param twilioFromNumber string
+
+@description('Messaging Service SID (MG...) for SMS; empty to send from the number.')
+param twilioMessagingServiceSid string = ''
+
+@description('TwiML App SID (AP...) for in-app calling; empty without the Voice SDK.')
+param twilioTwimlAppSid string = ''
+
+@secure()
+@description('32 random bytes, base64: seals call flows. Made once per environment by the preprovision hook.')
+param flowKey string
+
+@description('Client id of the Entra app registration the mobile app signs in with.')
+param entraClientId string
+
+@description('ISO region codes destinations may be in.')
+param allowedCountries string = 'US,CA'
+
+@description('Number types destinations may be.')
+param allowedNumberTypes string = 'MOBILE,FIXED_LINE,FIXED_LINE_OR_MOBILE'
+
+@description('Hosts of your own TwiML servers that makeCall url may name (comma-separated).')
+param allowedTwimlHosts string = ''
+
+@minValue(1)
+param rateLimitPerMinute int = 5
+
+@minValue(1)
+param dailyQuota int = 50
+
+@minValue(1)
+param destinationLimitPerHour int = 5
+
+@minValue(1)
+param globalDailyCap int = 1000
+
+@minValue(1)
+@maxValue(1000)
+@description('Concurrent HTTP requests per instance before Flex Consumption adds one.')
+param perInstanceConcurrency int = 16
+
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+var tags = { 'azd-env-name': environmentName }
+
+resource group 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: 'rg-${environmentName}'
+  location: location
+  tags: tags
+}
+
+module app 'app.bicep' = {
+  name: 'ahoy-app'
+  scope: group
+  params: {
+    location: location
+    tags: tags
+    resourceToken: toLower(uniqueString(subscription().id, environmentName, location))
+    principalId: principalId
+    twilioAccountSid: twilioAccountSid
+    twilioAuthToken: twilioAuthToken
+    twilioApiKeySid: twilioApiKeySid
+    twilioApiKeySecret: twilioApiKeySecret
+    twilioFromNumber: twilioFromNumber
+    twilioMessagingServiceSid: twilioMessagingServiceSid
+    twilioTwimlAppSid: twilioTwimlAppSid
+    flowKey: flowKey
+    entraClientId: entraClientId
+    allowedCountries: allowedCountries
+    allowedNumberTypes: allowedNumberTypes
+    allowedTwimlHosts: allowedTwimlHosts
+    rateLimitPerMinute: rateLimitPerMinute
+    dailyQuota: dailyQuota
+    destinationLimitPerHour: destinationLimitPerHour
+    globalDailyCap: globalDailyCap
+    perInstanceConcurrency: perInstanceConcurrency
+    maximumInstanceCount: maximumInstanceCount
+  }
+}
+
+output AZURE_RESOURCE_GROUP string = group.name
+output AZURE_FUNCTION_APP_NAME string = app.outputs.functionAppName
+output AHOY_BASE_URL string = app.outputs.baseUrl
+output AHOY_HEALTH_URL string = '${app.outputs.baseUrl}/api/health'
+output TWILIO_VOICE_URL string = '${app.outputs.baseUrl}/api/voice'
+output TWILIO_INCOMING_CALL_URL string = '${app.outputs.baseUrl}/api/incomingCall'
+output TWILIO_INCOMING_SMS_URL string = '${app.outputs.baseUrl}/api/incomingSms'
+output AZURE_KEY_VAULT_NAME string = app.outputs.keyVaultName
