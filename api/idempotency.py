@@ -4,6 +4,10 @@ A key is scoped to its caller. The first request claims it with an insert-if-abs
 any number of concurrent duplicates (in any number of processes) exactly one proceeds. The
 claim records the request's fingerprint and ledger reference; once the outcome is final it
 records the response, which later requests with the key get back unchanged.
+
+Claims live in the caller's ledger partition (`key-<hash of caller and key>`): the claim and
+the send's ledger row are written in one transaction, and the final answer with the row's
+last update.
 """
 
 from __future__ import annotations
@@ -13,19 +17,20 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
-from api import clock
+from api import clock, ledger
 from api.answers import Answer
 from api.errors import FieldError, ValidationFailed
 from api.storage import (
-    ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
+    TableTransactionError,
     key_of,
     storage_errors,
     table,
 )
 
-TABLE = "idempotency"
+TABLE = ledger.TABLE
+KEY = "key-"  # row key prefix of a claim
 _KEY_SHAPE = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
@@ -52,57 +57,66 @@ def fingerprint(kind: str, canonical_body: str) -> str:
     return hashlib.sha256(f"{kind}\n{canonical_body}".encode()).hexdigest()
 
 
-def claim(caller: str, key: str, *, print_: str, ref: str, ttl_hours: int) -> Claim:
-    """Claim `key` for a new send with ledger `ref`, or say who holds it already.
+def claim(caller: str, key: str, *, print_: str, ttl_hours: int, row: ledger.Row) -> Claim:
+    """Claim `key` and write the send's ledger `row` with it, or say who holds the key.
 
     Raises ValidationFailed (422) when the key was used with another request body.
     """
-    partition, row = key_of(caller), key_of(key)
+    partition, row_key = ledger.caller_partition(caller), KEY + key_of(f"{caller}\n{key}")
     keys = table(TABLE)
     entity = {
         "PartitionKey": partition,
-        "RowKey": row,
+        "RowKey": row_key,
         "Fingerprint": print_,
-        "Ref": ref,
+        "Ref": row.ref,
         "Created": clock.now(),
         "Status": 0,
         "Body": "",
         "ContentType": "",
     }
     for _ in range(5):
+        try:
+            with storage_errors():
+                written = keys.submit_transaction(
+                    [("create", entity), ledger.insert_operation(row)]
+                )
+            row.etag = written[1].get("etag")
+            return Claim(partition, row_key, row.ref, owned=True)
+        except TableTransactionError as failed:
+            if (failed.status_code, failed.index) != (409, 0):
+                raise
         with storage_errors():
             try:
-                keys.create_entity(entity)
-                return Claim(partition, row, ref, owned=True)
-            except ResourceExistsError:
-                pass
-            try:
-                existing = keys.get_entity(partition, row)
+                existing = keys.get_entity(partition, row_key)
             except ResourceNotFoundError:
                 continue  # released in between: try to claim again
             if existing["Created"] + timedelta(hours=ttl_hours) < clock.now():
-                _delete(partition, row, existing.metadata["etag"])
+                _delete(partition, row_key, existing.metadata["etag"])
                 continue
         if existing["Fingerprint"] != print_:
             raise ValidationFailed(
                 [FieldError("Idempotency-Key", "was already used with a different request body")]
             )
-        return Claim(partition, row, existing["Ref"], owned=False, stored=_stored(existing))
+        return Claim(partition, row_key, existing["Ref"], owned=False, stored=_stored(existing))
     raise ResourceModifiedError("idempotency key kept changing")
+
+
+def complete_operation(held: Claim, answer: Answer) -> ledger.Operation:
+    """The transaction step that records the final answer of the send holding the key."""
+    entity = {
+        "PartitionKey": held.partition,
+        "RowKey": held.row,
+        "Status": answer.status,
+        "Body": answer.body,
+        "ContentType": answer.content_type,
+    }
+    return ("update", entity)
 
 
 def complete(held: Claim, answer: Answer) -> None:
     """Record the final answer of the send that holds the key."""
     with storage_errors():
-        table(TABLE).update_entity(
-            {
-                "PartitionKey": held.partition,
-                "RowKey": held.row,
-                "Status": answer.status,
-                "Body": answer.body,
-                "ContentType": answer.content_type,
-            }
-        )
+        table(TABLE).update_entity(complete_operation(held, answer)[1])
 
 
 def release(held: Claim) -> None:

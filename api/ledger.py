@@ -4,13 +4,20 @@ Row states: `pending` (written, Twilio not yet answered), `sent` (Twilio has a S
 `failed` (Twilio refused or was never reached), `unknown` (Twilio's answer never arrived),
 `refused` (a limit stopped it before Twilio). Status callbacks add Twilio's own statuses to
 `history` and move `status` forward only (they arrive retried and out of order).
+
+Layout (table `ledger`): one partition per caller (the first 16 hex digits of a hash of the
+caller id), so that what must change together can change in one entity-group transaction:
+`send-<ref>` (a send's row), `sid-<SID>` (Twilio's SID → the row, for GET by SID) and the
+caller's Idempotency-Key claims (`api.idempotency`). A row's reference starts with its
+partition, so a status callback, which carries only the reference, finds it in one read.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
+import random
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,16 +25,21 @@ from typing import Any
 
 from api import clock
 from api.storage import (
-    ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
+    TableTransactionError,
+    key_of,
     storage_errors,
     table,
 )
 
+# A step of an entity-group transaction, as azure-data-tables takes it.
+Operation = tuple[Any, ...]
+
 TABLE = "ledger"
-ROW = "send"
-SID_INDEX = "sid"
+SEND = "send-"  # row key prefix of a send's row
+SID_INDEX = "sid-"  # row key prefix of the SID index
+PARTITION_CHARS = 16
 
 # Twilio's statuses by progress; a terminal status is final, except that `read` follows
 # `delivered`. Unknown statuses rank 0 and never move a row.
@@ -77,8 +89,8 @@ class Row:
 
     def to_entity(self) -> dict[str, Any]:
         return {
-            "PartitionKey": self.ref,
-            "RowKey": ROW,
+            "PartitionKey": partition_of(self.ref),
+            "RowKey": SEND + self.ref,
             "Caller": self.caller,
             "Kind": self.kind,
             "To": self.to,
@@ -95,7 +107,7 @@ class Row:
     @classmethod
     def from_entity(cls, entity: Any) -> Row:
         return cls(
-            ref=entity["PartitionKey"],
+            ref=entity["RowKey"].removeprefix(SEND),
             caller=entity["Caller"],
             kind=entity["Kind"],
             to=entity["To"],
@@ -111,12 +123,21 @@ class Row:
         )
 
 
+def caller_partition(caller: str) -> str:
+    """The partition of everything a caller's sends write (rows, SID index, keys)."""
+    return key_of(caller)[:PARTITION_CHARS]
+
+
+def partition_of(ref: str) -> str:
+    return ref[:PARTITION_CHARS]
+
+
 def new_row(
     caller: str, kind: str, to: str, from_: str | None, *, body_hash: str | None = None
 ) -> Row:
     """A new `pending` row for one send, with a fresh reference, created now."""
     return Row(
-        ref=secrets.token_hex(16),
+        ref=caller_partition(caller) + secrets.token_hex(8),
         caller=caller,
         kind=kind,
         to=to,
@@ -124,6 +145,11 @@ def new_row(
         created=clock.now(),
         body_hash=body_hash,
     )
+
+
+def insert_operation(row: Row) -> Operation:
+    """The transaction step that writes a new row."""
+    return ("create", row.to_entity())
 
 
 def insert(row: Row) -> None:
@@ -136,58 +162,86 @@ def insert(row: Row) -> None:
 def get(ref: str) -> Row | None:
     with storage_errors():
         try:
-            return Row.from_entity(table(TABLE).get_entity(ref, ROW))
+            return Row.from_entity(table(TABLE).get_entity(partition_of(ref), SEND + ref))
         except ResourceNotFoundError:
             return None
 
 
-def find_by_sid(sid: str) -> Row | None:
+def find_by_sid(caller: str, sid: str) -> Row | None:
+    """The caller's row for Twilio's `sid`; None if this caller has none."""
     with storage_errors():
         try:
-            index = table(TABLE).get_entity(sid, SID_INDEX)
+            index = table(TABLE).get_entity(caller_partition(caller), SID_INDEX + sid)
         except ResourceNotFoundError:
             return None
     return get(index["Ref"])
 
 
-def update(ref: str, change: Callable[[Row], None], known: Row | None = None) -> Row | None:
+def update(
+    ref: str,
+    change: Callable[[Row], None],
+    known: Row | None = None,
+    also: Callable[[Row], list[Operation]] | None = None,
+    *,
+    force: bool = False,
+) -> Row | None:
     """Apply `change` to the row and write it, re-reading when another writer got there first.
 
-    `known` is the row as this process last wrote it: tried first, it saves a read.
+    `known` is the row as this process last wrote it: tried first, it saves a read. `also`
+    gives further steps in the row's partition that are written with it, all or none. A
+    change that changes nothing writes nothing (unless `force`): repeated callbacks are free
+    and never contend.
     """
-    for _ in range(20):
+    for attempt in range(100):
         row, known = known or get(ref), None
         if row is None:
             return None
+        before = row.to_entity()
         change(row)
+        if not force and row.to_entity() == before:
+            return row
         try:
-            save(row)
+            save(row, also(row) if also else [])
         except ResourceModifiedError:
+            time.sleep(random.uniform(0, 0.002 * min(attempt, 10)))  # noqa: S311  # jitter
             continue
         return row
     raise ResourceModifiedError("ledger row kept changing")
 
 
-def save(row: Row) -> None:
-    """Write `row` back; ResourceModifiedError if someone else wrote it since it was read."""
+def save(row: Row, also: list[Operation] | None = None) -> None:
+    """Write `row` back (with `also`, in one transaction); ResourceModifiedError if someone
+    else wrote the row since it was read."""
     from azure.core import MatchConditions
     from azure.data.tables import UpdateMode
 
+    conditions: dict[str, Any] = {
+        "mode": UpdateMode.REPLACE,
+        "etag": row.etag,
+        "match_condition": MatchConditions.IfNotModified,
+    }
     with storage_errors():
-        table(TABLE).update_entity(
-            row.to_entity(),
-            mode=UpdateMode.REPLACE,
-            etag=row.etag,
-            match_condition=MatchConditions.IfNotModified,
-        )
+        if not also:
+            metadata = table(TABLE).update_entity(row.to_entity(), **conditions)
+            row.etag = metadata.get("etag")
+            return
+        try:
+            written = table(TABLE).submit_transaction(
+                [("update", row.to_entity(), conditions), *also]
+            )
+        except TableTransactionError as failed:
+            if failed.status_code == 412 and failed.index == 0:
+                raise ResourceModifiedError("ledger row changed") from None
+            raise
+    row.etag = written[0].get("etag")
 
 
-def link_sid(row: Row) -> None:
-    """Index the row by its SID, so GET /api/messages/{sid} finds it."""
+def sid_index_operation(row: Row) -> list[Operation]:
+    """The step that indexes the row by its SID (GET /api/messages/{sid}), if it has one."""
     if not row.sid:
-        return
-    with storage_errors(), contextlib.suppress(ResourceExistsError):
-        table(TABLE).create_entity({"PartitionKey": row.sid, "RowKey": SID_INDEX, "Ref": row.ref})
+        return []
+    entity = {"PartitionKey": partition_of(row.ref), "RowKey": SID_INDEX + row.sid, "Ref": row.ref}
+    return [("upsert", entity)]
 
 
 def record_status(
@@ -198,18 +252,22 @@ def record_status(
     sequence: int | None = None,
     error_code: int | None = None,
     known: Row | None = None,
+    also: list[Operation] | None = None,
 ) -> Row | None:
-    """Add Twilio's word on a send (its answer or a callback): idempotent, never backwards."""
+    """Add Twilio's word on a send (its answer or a callback): idempotent, never backwards.
+
+    The SID index and `also` (steps in the row's partition) are written with the row.
+    """
 
     def change(row: Row) -> None:
         if row.sid and row.sid != sid:
             return  # about another resource: not this row's to change
         _apply_status(row, sid=sid, status=status, sequence=sequence, error_code=error_code)
 
-    row = update(ref, change, known)
-    if row is not None and row.sid == sid:
-        link_sid(row)
-    return row
+    def with_row(row: Row) -> list[Operation]:
+        return (sid_index_operation(row) if row.sid == sid else []) + list(also or [])
+
+    return update(ref, change, known, with_row, force=bool(also))
 
 
 def set_state(ref: str, state: str, error_code: int | None = None) -> None:

@@ -1,74 +1,142 @@
 """Send limits, counted in Table Storage so they hold across scaled-out instances.
 
 Per caller: RATE_LIMIT_PER_MINUTE and DAILY_QUOTA; per destination: DESTINATION_LIMIT_PER_HOUR;
-for the whole app: GLOBAL_DAILY_CAP. Windows are fixed UTC minutes, hours and days. Each
-counter is incremented with optimistic concurrency (ETag), so concurrent sends never both
-take the last slot; a refused send gives back what it took from the other counters.
+for the whole app: GLOBAL_DAILY_CAP. Windows are fixed UTC minutes, hours and days.
+
+Every counter moves by a conditional write (ETag), so concurrent sends never both take the
+last slot. To keep that cheap on the send path:
+- the three kinds of counter are taken concurrently, each in one request when this process
+  already holds the counter's ETag (it remembers the last one it saw; a stale one costs a
+  re-read); the caller's minute and day counters share a partition and move in one
+  entity-group transaction;
+- the app's daily cap is split over `GLOBAL_SHARDS` rows of one partition, each with its part
+  of the cap, so concurrent sends from many instances rarely write the same row; a send is
+  refused only when every shard is full, re-read to be sure, so the cap stays exact;
+- a send one counter refuses gives back what the others took.
 """
 
 from __future__ import annotations
 
+import random
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from api import clock
-from api.errors import RateLimited, ServiceUnavailable
+from api.errors import AhoyError, RateLimited, ServiceUnavailable
 from api.settings import Settings
 from api.storage import (
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
+    TableTransactionError,
+    at_once,
     key_of,
     storage_errors,
     table,
 )
 
 TABLE = "counters"
+GLOBAL_SHARDS = 32
+MAX_ATTEMPTS = 200  # conditional writes lost to other writers before giving up (503)
 
 
 @dataclass(frozen=True)
 class Window:
-    """One counter: what it limits, how many, and when its window ends."""
+    """One counter: its row, how many it allows, and when its window ends."""
 
     partition: str
     row: str
     limit: int
     ends: datetime
     detail: str
-    global_cap: bool = False
 
     def retry_after(self, now: datetime) -> int:
         return max(1, int((self.ends - now).total_seconds()) + 1)
 
 
-def consume(caller: str, destination: str, settings: Settings) -> None:
-    """Take one send from every window, or raise RateLimited / ServiceUnavailable (global)."""
+class _Full(Exception):
+    """A counter is at its limit (after reading it fresh)."""
+
+    def __init__(self, window: Window) -> None:
+        self.window = window
+
+
+def consume(caller: str, destination: str, settings: Settings) -> list[Window]:
+    """Take one send from every window (what `give_back` returns), or raise RateLimited /
+    ServiceUnavailable (the global cap) having taken nothing."""
     now = clock.now()
-    taken: list[Window] = []
-    for window in _windows(caller, destination, settings, now):
-        if not _increment(window, +1):
-            for earlier in taken:
-                _increment(earlier, -1)
-            if window.global_cap:
-                raise ServiceUnavailable(window.detail, retry_after=window.retry_after(now))
-            raise RateLimited(window.detail, retry_after=window.retry_after(now))
-        taken.append(window)
+    minute, day, hour, glob = _windows(caller, destination, settings, now)
+    counters = _counters()
+    jobs: list[Callable[[], list[Window]]] = [
+        lambda: _or_full(lambda: counters.take([minute, day])),
+        lambda: _or_full(lambda: counters.take([hour])),
+        lambda: _or_full(lambda: counters.take_global(glob, settings.global_daily_cap)),
+    ]
+    results = at_once(jobs)
+    taken = [w for result in results if isinstance(result, list) for w in result]
+    errors = [result for result in results if not isinstance(result, list)]
+    if not errors:
+        return taken
+    give_back(taken)
+    refusals = [e for e in errors if isinstance(e, _Refusal)]
+    if len(refusals) < len(errors):
+        raise next(e for e in errors if not isinstance(e, _Refusal))
+    # The first refusal in the order minute, day, destination, global is the one reported.
+    order = [minute.row, day.row, hour.row]
+    full = min(
+        (r.window for r in refusals), key=lambda w: order.index(w.row) if w.row in order else 9
+    )
+    if full.partition == glob.partition:
+        raise ServiceUnavailable(full.detail, retry_after=full.retry_after(now))
+    raise RateLimited(full.detail, retry_after=full.retry_after(now))
 
 
 def consume_global(settings: Settings) -> None:
     """Take one send from the app's daily cap only (notifications Ahoy sends itself)."""
     now = clock.now()
-    [window] = [w for w in _windows("", "", settings, now) if w.global_cap]
-    if not _increment(window, +1):
-        raise ServiceUnavailable(window.detail, retry_after=window.retry_after(now))
+    glob = _windows("", "", settings, now)[3]
+    try:
+        _counters().take_global(glob, settings.global_daily_cap)
+    except _Full:
+        raise ServiceUnavailable(glob.detail, retry_after=glob.retry_after(now)) from None
 
 
-def _windows(caller: str, destination: str, settings: Settings, now: datetime) -> list[Window]:
+def give_back(taken: list[Window]) -> None:
+    """Return what `consume` took (a send that was refused elsewhere, or never made)."""
+    counters = _counters()
+    at_once([_giving_back(counters, window) for window in taken])
+
+
+def _giving_back(counters: Counters, window: Window) -> Callable[[], None]:
+    return lambda: counters.give_back(window)
+
+
+class _Refusal(AhoyError):
+    """A counter refused (carried through `at_once`, which passes AhoyErrors on)."""
+
+    def __init__(self, window: Window) -> None:
+        super().__init__(window.detail)
+        self.window = window
+
+
+def _or_full(take: Callable[[], list[Window]]) -> list[Window]:
+    try:
+        return take()
+    except _Full as full:
+        raise _Refusal(full.window) from None
+
+
+def _windows(
+    caller: str, destination: str, settings: Settings, now: datetime
+) -> tuple[Window, Window, Window, Window]:
     minute = now.replace(second=0, microsecond=0)
     hour = minute.replace(minute=0)
     day = hour.replace(hour=0)
     who, where = key_of(caller), key_of(destination)
-    return [
+    return (
         Window(
             f"caller-{who}",
             minute.strftime("m%Y%m%d%H%M"),
@@ -91,51 +159,179 @@ def _windows(caller: str, destination: str, settings: Settings, now: datetime) -
             f"At most {settings.destination_limit_per_hour} sends an hour to one destination.",
         ),
         Window(
-            "global",
-            day.strftime("d%Y%m%d"),
+            day.strftime("global-d%Y%m%d"),
+            "",  # a shard: see Counters.take_global
             settings.global_daily_cap,
             day + timedelta(days=1),
             "This app has reached its daily send cap.",
-            global_cap=True,
         ),
+    )
+
+
+def shard_limits(cap: int) -> list[int]:
+    """How the daily cap is split over the shards (they add up to it exactly)."""
+    return [
+        cap // GLOBAL_SHARDS + (1 if i < cap % GLOBAL_SHARDS else 0) for i in range(GLOBAL_SHARDS)
     ]
 
 
-def _increment(window: Window, step: int) -> bool:
-    """Move the window's count by `step`; False (and no change) if that would pass the limit."""
-    from azure.core import MatchConditions
-    from azure.data.tables import UpdateMode
+class Counters:
+    """The counters table, with the last count and ETag this process saw for each row."""
 
-    counters = table(TABLE)
-    for _ in range(50):
-        with storage_errors():
-            try:
-                entity = counters.get_entity(window.partition, window.row)
-            except ResourceNotFoundError:
-                if step < 0:
-                    return True
-                try:
-                    counters.create_entity(
-                        {"PartitionKey": window.partition, "RowKey": window.row, "Count": 1}
-                    )
-                except ResourceExistsError:
-                    continue
-                return window.limit >= 1
-            count = int(entity["Count"]) + step
-            if step > 0 and count > window.limit:
-                return False
-            try:
-                counters.update_entity(
-                    {
-                        "PartitionKey": window.partition,
-                        "RowKey": window.row,
-                        "Count": max(count, 0),
-                    },
-                    mode=UpdateMode.REPLACE,
-                    etag=entity.metadata["etag"],
-                    match_condition=MatchConditions.IfNotModified,
-                )
-            except ResourceModifiedError:
+    def __init__(self) -> None:
+        self._table = table(TABLE)
+        self._known: dict[tuple[str, str], tuple[int, str]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, windows: list[Window]) -> list[Window]:
+        """One more on each window (one partition), all or none; _Full if one is at its limit."""
+        partition = windows[0].partition
+        for _ in range(MAX_ATTEMPTS):
+            known = [self._seen(partition, w.row) for w in windows]
+            full = [w for w, k in zip(windows, known, strict=True) if k and k[0] + 1 > w.limit]
+            if full:
+                fresh = self._read(partition, [w.row for w in full])
+                if all(k and k[0] + 1 > w.limit for w, k in zip(full, fresh, strict=True)):
+                    raise _Full(full[0])
                 continue
-            return True
-    raise ServiceUnavailable("Too much contention on the send counters.", retry_after=1)
+            if self._write(windows, known, +1):
+                return windows
+        raise ServiceUnavailable("Too much contention on the send counters.", retry_after=1)
+
+    def take_global(self, glob: Window, cap: int) -> list[Window]:
+        """One send from the daily cap: from a random shard with room, else _Full."""
+        limits = shard_limits(cap)
+        refreshed = False
+        for _ in range(MAX_ATTEMPTS):
+            open_shards = [
+                i
+                for i, limit in enumerate(limits)
+                if limit and (self._seen(glob.partition, _shard(i)) or (0, ""))[0] < limit
+            ]
+            if not open_shards:
+                if refreshed:
+                    raise _Full(glob)
+                self._read_partition(glob.partition)
+                refreshed = True
+                continue
+            shard = random.choice(open_shards)  # noqa: S311  # spreading writes, not a secret
+            window = Window(glob.partition, _shard(shard), limits[shard], glob.ends, glob.detail)
+            try:
+                return self.take([window])
+            except _Full:
+                continue
+        raise ServiceUnavailable("Too much contention on the send counters.", retry_after=1)
+
+    def give_back(self, window: Window) -> None:
+        """One less on `window` (a send that another counter refused)."""
+        for _ in range(MAX_ATTEMPTS):
+            known = (
+                self._seen(window.partition, window.row)
+                or self._read(window.partition, [window.row])[0]
+            )
+            if known is None or known[0] <= 0:
+                return
+            if self._write([window], [known], -1):
+                return
+
+    # --- storage ---------------------------------------------------------------------------
+
+    def _write(self, windows: list[Window], known: list[tuple[int, str] | None], step: int) -> bool:
+        """Move every window by `step` if none changed since `known`; False if one did."""
+        from azure.core import MatchConditions
+        from azure.data.tables import UpdateMode
+
+        operations: list[Any] = []
+        for window, seen in zip(windows, known, strict=True):
+            entity = {
+                "PartitionKey": window.partition,
+                "RowKey": window.row,
+                "Count": (seen[0] if seen else 0) + step,
+            }
+            if seen is None:
+                operations.append(("create", entity))
+            else:
+                conditions = {"etag": seen[1], "match_condition": MatchConditions.IfNotModified}
+                operations.append(("update", entity, {"mode": UpdateMode.REPLACE, **conditions}))
+        written: list[Any]
+        try:
+            with storage_errors():
+                if len(operations) == 1:
+                    _, entity, *options = operations[0]
+                    if options:
+                        written = [self._table.update_entity(entity, **options[0])]
+                    else:
+                        written = [self._table.create_entity(entity)]
+                else:
+                    written = list(self._table.submit_transaction(operations))
+        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+            self._refresh(windows)
+            return False
+        except TableTransactionError as failed:
+            if failed.status_code not in (404, 409, 412):
+                raise
+            self._refresh(windows)
+            return False
+        with self._lock:
+            for operation, metadata in zip(operations, written, strict=True):
+                entity = operation[1]
+                key = (entity["PartitionKey"], entity["RowKey"])
+                self._known[key] = (entity["Count"], metadata["etag"])
+        return True
+
+    def _read(self, partition: str, rows: list[str]) -> list[tuple[int, str] | None]:
+        found: list[tuple[int, str] | None] = []
+        for row in rows:
+            with storage_errors():
+                try:
+                    entity = self._table.get_entity(partition, row)
+                except ResourceNotFoundError:
+                    found.append(None)
+                    continue
+            found.append(self._remember(entity))
+        return found
+
+    def _read_partition(self, partition: str) -> None:
+        with storage_errors():
+            entities = list(self._table.query_entities(f"PartitionKey eq '{partition}'"))
+        for entity in entities:
+            self._remember(entity)
+
+    def _remember(self, entity: Any) -> tuple[int, str]:
+        seen = (int(entity["Count"]), str(entity.metadata["etag"]))
+        with self._lock:
+            if len(self._known) > 10_000:  # old windows pile up; forget them all
+                self._known.clear()
+            self._known[(entity["PartitionKey"], entity["RowKey"])] = seen
+        return seen
+
+    def _seen(self, partition: str, row: str) -> tuple[int, str] | None:
+        with self._lock:
+            return self._known.get((partition, row))
+
+    def _refresh(self, windows: list[Window]) -> None:
+        """Another writer got there first: read what it wrote (or that the row is gone)."""
+        for window, seen in zip(
+            windows, self._read(windows[0].partition, [w.row for w in windows]), strict=True
+        ):
+            if seen is None:
+                with self._lock:
+                    self._known.pop((window.partition, window.row), None)
+
+
+def _shard(index: int) -> str:
+    return f"s{index:02d}"
+
+
+_counters_by_table: dict[str, Counters] = {}
+_counters_lock = threading.Lock()
+
+
+def _counters() -> Counters:
+    """The process's Counters for the current tables (tests change the tables' prefix)."""
+    name = table(TABLE).table_name
+    with _counters_lock:
+        counters = _counters_by_table.get(name)
+        if counters is None:
+            counters = _counters_by_table[name] = Counters()
+        return counters

@@ -104,7 +104,7 @@ def make_call(caller_id: str, request: MakeCallRequest, key: str | None) -> Answ
 
 def get_record(caller_id: str, kind: str, sid: str) -> Record:
     """The caller's own message or call; anyone else's is as good as absent (404)."""
-    row = ledger.find_by_sid(sid)
+    row = ledger.find_by_sid(caller_id, sid)
     if row is None or row.kind != kind or row.caller != caller_id:
         raise NotFound(f"No {'message' if kind == 'sms' else 'call'} {sid} of yours.")
     return Record(
@@ -126,30 +126,32 @@ def _send(
     settings: Settings,
     create: Callable[[str], Created],
 ) -> Answer:
-    held = None
-    if key is not None:
-        held = idempotency.claim(
-            row.caller,
-            key,
-            print_=idempotency.fingerprint(row.kind, canonical_body),
-            ref=row.ref,
-            ttl_hours=settings.idempotency_ttl_hours,
-        )
-        if not held.owned:
-            return _settle_earlier(held)
-    try:
-        admit(row, settings)
-    except AhoyError:
-        _release(held)
-        raise
+    claim = None
+    if key is not None:  # the claim and the ledger row are written together
+
+        def claim() -> idempotency.Claim:
+            return idempotency.claim(
+                row.caller,
+                key,
+                print_=idempotency.fingerprint(row.kind, canonical_body),
+                ttl_hours=settings.idempotency_ttl_hours,
+                row=row,
+            )
+
+    held = admit(row, settings, claim)
+    if held is not None and not held.owned:
+        return _settle_earlier(held)
     try:
         created = create(f"{settings.public_base_url}/api/status?ref={row.ref}")
     except AhoyError as error:
         _record_failure(row, held, error)
         raise
-    ledger.record_status(row.ref, sid=created.sid, status=created.status, known=row)
+    answer = _accepted(created)
+    # The row, its SID index and the key's final answer, in one write.
+    also = [idempotency.complete_operation(held, answer)] if held is not None else []
+    ledger.record_status(row.ref, sid=created.sid, status=created.status, known=row, also=also)
     log.info("%s %s to %s accepted by Twilio", row.kind, created.sid, mask(row.to))
-    return _complete(held, _accepted(created))
+    return answer
 
 
 def _record_failure(row: ledger.Row, held: idempotency.Claim | None, error: AhoyError) -> None:

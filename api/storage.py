@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from azure.core.exceptions import (
     AzureError,
@@ -23,10 +24,10 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import TableClient, TableServiceClient
+from azure.data.tables import TableClient, TableServiceClient, TableTransactionError
 
-from api.errors import ServiceUnavailable
-from api.settings import StorageAccess, get_settings
+from api.errors import AhoyError, ConfigurationError, ServiceUnavailable
+from api.settings import STORAGE_SETTING, StorageAccess, get_settings
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -37,7 +38,9 @@ __all__ = [
     "ResourceExistsError",
     "ResourceModifiedError",
     "ResourceNotFoundError",
+    "TableTransactionError",
     "Tables",
+    "at_once",
     "get_tables",
     "key_of",
     "storage_errors",
@@ -111,6 +114,31 @@ def get_tables() -> Tables:
     return Tables(settings.storage, settings.table_prefix)
 
 
+T = TypeVar("T")
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+
+
+def at_once(calls: list[Callable[[], T]]) -> list[T | AhoyError]:
+    """Run storage calls concurrently (one round trip for all); each one's result, or the
+    AhoyError it raised. Anything else it raised is raised here."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="ahoy-storage")
+        pool = _pool
+
+    def attempt(call: Callable[[], T]) -> T | AhoyError:
+        try:
+            return call()
+        except AhoyError as error:
+            return error
+
+    if len(calls) == 1:
+        return [attempt(calls[0])]
+    return list(pool.map(attempt, calls))
+
+
 def table(name: str) -> TableClient:
     """Ahoy's table `name` (created on first use) on the process's one service client."""
     return get_tables()(name)
@@ -123,7 +151,19 @@ def storage_errors() -> Iterator[None]:
         yield
     except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
         raise
+    except TableTransactionError as error:
+        if error.status_code is not None and error.status_code < 500:
+            raise  # a conflict inside the transaction: the caller decides
+        log.error("table storage failed (HTTP %s)", error.status_code)
+        raise ServiceUnavailable(
+            "Storage is unavailable; nothing was sent.", retry_after=5
+        ) from None
     except HttpResponseError as error:
+        if error.status_code in (401, 403):  # a wrong key, or an identity without its role
+            log.error("table storage refused Ahoy's credentials (HTTP %s)", error.status_code)
+            raise ConfigurationError(
+                "Storage refused this app's credentials.", settings=[STORAGE_SETTING]
+            ) from None
         if error.status_code is not None and error.status_code < 500:
             raise
         log.error("table storage failed (HTTP %s)", error.status_code)

@@ -7,8 +7,9 @@
 2. first signed /api/twiml request in a fresh process: which heavy modules it loaded, and its
    time to first response vs the naive app;
 3. warm overhead in-process: sendSms and makeCall handlers (Twilio answered by an in-memory
-   transport, storage on Azurite) vs the same Twilio call plus the same number of storage round
-   trips made directly (goal <= 1.3x); TwiML render of a sealed flow with its signature checked
+   transport, storage on Azurite) vs the same Twilio call plus the design's floor of storage,
+   one write before and one after (goal <= 1.3x; bench/storage.py measures storage as far
+   away as Azure's); TwiML render of a sealed flow with its signature checked
    vs a direct handler that checks the same signature on the same request and builds the same
    VoiceResponse (goal <= 1.5x), and, for reference, vs those two library calls alone;
 4. connection reuse: TCP connections opened for 200 sequential sends to a loopback stand-in
@@ -357,7 +358,7 @@ def warm_overhead(n: int) -> list[Row]:
     for name, handler, path, body, twilio_call in cases:
         handler(app_request(path, body))  # tables exist, connections open
         methods = _storage_round_trips(lambda: handler(app_request(path, body)))  # noqa: B023
-        storage = floor_storage(methods)
+        storage = floor_storage(["POST", "PUT"])  # the design's floor: one write before, one after
 
         ahoy, floor, ratio = _paired(
             lambda: handler(app_request(path, body)),  # noqa: B023
@@ -369,7 +370,8 @@ def warm_overhead(n: int) -> list[Row]:
             (
                 f"3. warm {name} (in-memory Twilio, Azurite)",
                 f"{ahoy * 1000:.2f} ms",
-                f"{floor * 1000:.2f} ms (Twilio call + {len(methods)} storage round trips)",
+                f"{floor * 1000:.2f} ms (Twilio call + 1 storage write before and 1 after;"
+                f" Ahoy made {len(methods)} requests)",
                 f"{ratio:.2f}x",
                 "<= 1.3x " + _verdict(ratio <= 1.3),
             )

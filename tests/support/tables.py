@@ -9,6 +9,7 @@ from api.storage import table
 
 def ledger_rows() -> list[Any]:
     """Every send row in this test's ledger table (read straight from Azurite)."""
-    from api.ledger import ROW, TABLE, Row
+    from api.ledger import SEND, TABLE, Row
 
-    return [Row.from_entity(e) for e in table(TABLE).query_entities(f"RowKey eq '{ROW}'")]
+    rows = table(TABLE).query_entities(f"RowKey ge '{SEND}' and RowKey lt 'send.'")
+    return [Row.from_entity(e) for e in rows]

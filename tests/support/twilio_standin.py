@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -23,33 +24,36 @@ class Recorded:
     path: str
     form: dict[str, list[str]]
     headers: dict[str, str]
+    at: float = 0.0  # time.monotonic() when it arrived
 
 
 @dataclass
 class TwilioStandIn:
-    """Serve on 127.0.0.1:<port>; `requests` lists what arrived."""
+    """Serve on 127.0.0.1:<port>; `requests` lists what arrived; answers after `delay` s."""
 
     requests: list[Recorded] = field(default_factory=list)
     connections: int = 0
+    delay: float = 0.0
 
     def __post_init__(self) -> None:
         standin = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # else delayed ACKs add ~40 ms to every answer
 
             def setup(self) -> None:
                 super().setup()
                 standin.connections += 1
 
             def do_POST(self) -> None:
+                arrived = time.monotonic()
                 length = int(self.headers.get("Content-Length", 0))
                 form = parse_qs(self.rfile.read(length).decode())
-                standin.requests.append(
-                    Recorded(
-                        "POST", self.path, form, {k.lower(): v for k, v in self.headers.items()}
-                    )
-                )
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                standin.requests.append(Recorded("POST", self.path, form, headers, arrived))
+                if standin.delay:
+                    time.sleep(standin.delay)
                 kind = "SM" if self.path.endswith("/Messages.json") else "CA"
                 sid = f"{kind}{next(_counter):032x}"
                 self._answer(201, _resource(sid, form))
