@@ -13,9 +13,9 @@ import logging
 import re
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
+from api import clock
 from api.errors import FieldError, ValidationFailed
 from api.phone import mask
 from api.storage import ResourceNotFoundError, storage_errors, table
@@ -103,7 +103,7 @@ def _insert(kind: str, sid: str, fields: Mapping[str, str], extra: dict[str, str
                 "Sid": sid,
                 "From": sender,
                 "To": receiver if _NUMBER_OR_CLIENT.match(receiver) else "",
-                "ReceivedAt": datetime.now(UTC),
+                "ReceivedAt": clock.now(),
                 **extra,
             }
         )

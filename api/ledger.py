@@ -240,7 +240,12 @@ def sid_index_operation(row: Row) -> list[Operation]:
     """The step that indexes the row by its SID (GET /api/messages/{sid}), if it has one."""
     if not row.sid:
         return []
-    entity = {"PartitionKey": partition_of(row.ref), "RowKey": SID_INDEX + row.sid, "Ref": row.ref}
+    entity = {
+        "PartitionKey": partition_of(row.ref),
+        "RowKey": SID_INDEX + row.sid,
+        "Ref": row.ref,
+        "Created": row.created,  # retention deletes it with its row
+    }
     return [("upsert", entity)]
 
 

@@ -1,4 +1,5 @@
-"""Routes for operators and the platform, not for the app or Twilio: GET /api/health."""
+"""For operators and the platform, not for the app or Twilio: GET /api/health, and the daily
+`retention` timer (run it now: POST /admin/functions/retention with the master key)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from api.http import json_response
 bp = func.Blueprint()
 
 HEALTH_RETRY_AFTER_SECONDS = 10
+RETENTION_SCHEDULE = "0 30 3 * * *"  # NCRONTAB, seconds first: every day at 03:30 UTC
 
 
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -26,3 +28,11 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
         status=200 if healthy else 503,
         headers=headers,
     )
+
+
+@bp.timer_trigger(schedule=RETENTION_SCHEDULE, arg_name="timer", run_on_startup=False)
+def retention(timer: func.TimerRequest) -> None:
+    """Delete expired keys, ended counter windows, and rows past RETENTION_DAYS."""
+    from api.retention import purge
+
+    purge()

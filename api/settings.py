@@ -127,6 +127,7 @@ class Settings:
     twilio_caller_ids: frozenset[str]
     incoming_call_flow: str
     incoming_sms_reply: str
+    retention_days: int
 
     @property
     def public_host(self) -> str:
@@ -190,6 +191,7 @@ class Settings:
             incoming_call_flow=reader.optional("INCOMING_CALL_FLOW", str)
             or "mode=voicemail&Message=Hello.+Please+leave+a+message+after+the+beep.",
             incoming_sms_reply=reader.optional("INCOMING_SMS_REPLY", str) or "",
+            retention_days=reader.optional("RETENTION_DAYS", _int_between(1, 3650)) or 90,
         )
         if (settings.twilio_api_key_sid is None) != (settings.twilio_api_key_secret is None):
             reader.bad.extend(["TWILIO_API_KEY_SID", "TWILIO_API_KEY_SECRET"])

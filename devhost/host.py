@@ -1,9 +1,13 @@
-"""An ASGI host for any Azure Functions Python v2 app's HTTP functions, with Azure's semantics.
+"""An ASGI host for any Azure Functions Python v2 app, with Azure's semantics.
 
 It uses only the public azure-functions API (`get_functions()`, `get_trigger()`,
-`func.HttpRequest`, `func.HttpResponse`) and answers as the Azure host does: an unmatched
-route or method is an empty 404, a missing or wrong key an empty 401, an unhandled
-exception an empty 500 (the traceback goes to the host's log only).
+`func.HttpRequest`, `func.HttpResponse`, `func.TimerRequest`) and answers as the Azure host
+does: an unmatched route or method is an empty 404, a missing or wrong key an empty 401, an
+unhandled exception an empty 500 (the traceback goes to the host's log only).
+
+Timer triggers run on their NCRONTAB schedule (six fields, seconds first, UTC; parsed by
+croniter), once at start when `run_on_startup`; `POST /admin/functions/{name}` with the
+master key runs any non-HTTP function now, as Core Tools does (202 once it has run).
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 import azure.functions as func
+from azure.functions.timer import TimerRequest
 
 log = logging.getLogger("devhost")
 
@@ -32,6 +38,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 MAX_REQUEST_BYTES = 100 * 1024 * 1024  # Azure's front end limit
+ADMIN_FUNCTIONS = "/admin/functions/"
 _PARAM = re.compile(r"\{(\*?)([A-Za-z_][A-Za-z0-9_]*)(?::[^}?]+)?(\?)?\}")
 
 
@@ -149,6 +156,50 @@ def warmup_functions(functions: list[Any]) -> list[Callable[..., Any]]:
     ]
 
 
+@dataclass(frozen=True)
+class Timer:
+    """A timer-triggered function and its NCRONTAB schedule."""
+
+    name: str
+    schedule: str
+    run_on_startup: bool
+    handler: Callable[..., Any]
+    arg_name: str
+
+    def next_after(self, moment: datetime) -> datetime:
+        from croniter import croniter
+
+        following: datetime = croniter(self.schedule, moment, second_at_beginning=True).get_next(
+            datetime
+        )
+        return following
+
+
+def timer_functions(functions: list[Any]) -> list[Timer]:
+    """The app's timer functions; an invalid schedule stops the host, naming the function."""
+    from croniter import croniter
+
+    timers = []
+    for f in functions:
+        trigger = f.get_trigger()
+        if trigger is None or trigger.get_binding_name() != "timerTrigger":
+            continue
+        if len(trigger.schedule.split()) != 6 or not croniter.is_valid(
+            trigger.schedule, second_at_beginning=True
+        ):
+            raise ValueError(f"function {f.get_function_name()}: invalid NCRONTAB schedule")
+        timers.append(
+            Timer(
+                f.get_function_name(),
+                trigger.schedule,
+                bool(trigger.run_on_startup),
+                f.get_user_function(),
+                trigger.name,
+            )
+        )
+    return timers
+
+
 def read_route_prefix(host_json: Path) -> str:
     """host.json's extensions.http.routePrefix, `api` when unset (as in Azure)."""
     if not host_json.exists():
@@ -177,6 +228,8 @@ class FunctionHost:
             key=lambda route: _precedence(route.template),
         )
         self.warmups = warmup_functions(functions)
+        self.timers = {timer.name.lower(): timer for timer in timer_functions(functions)}
+        self.schedules: list[asyncio.Task[None]] = []
         self.keys = keys
         self.access_log = access_log
         # Azure runs sync functions on a worker thread pool; so do we.
@@ -202,8 +255,12 @@ class FunctionHost:
                 except Exception as exc:  # noqa: BLE001  # any failed warmup stops the host
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                for timer in self.timers.values():
+                    self.schedules.append(asyncio.create_task(self._schedule(timer)))
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                for task in self.schedules:
+                    task.cancel()
                 self.pool.shutdown(wait=False)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -219,8 +276,46 @@ class FunctionHost:
             (time.perf_counter() - started) * 1000,
         )
 
+    async def _schedule(self, timer: Timer) -> None:
+        """Run `timer` at startup if asked, then at every time its schedule names."""
+        if timer.run_on_startup:
+            await self._run_timer(timer, past_due=False)
+        while True:
+            now = datetime.now(UTC)
+            await asyncio.sleep((timer.next_after(now) - now).total_seconds())
+            await self._run_timer(timer, past_due=False)
+
+    async def _run_timer(self, timer: Timer, *, past_due: bool) -> bool:
+        try:
+            await self._invoke(
+                timer.handler,
+                {timer.arg_name: TimerRequest(past_due=past_due)},
+                inspect.iscoroutinefunction(timer.handler),
+            )
+        except Exception:  # as Azure: logged, and the schedule goes on
+            log.exception("function %s failed", timer.name)
+            return False
+        log.info("function %s ran", timer.name)
+        return True
+
+    async def _admin_run(self, scope: Scope, receive: Receive, send: Send, name: str) -> int:
+        """POST /admin/functions/{name} (master key): run a non-HTTP function now."""
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
+        if not self.keys.admits("ADMIN", headers.get("x-functions-key") or query.get("code")):
+            return await _empty(send, 401)
+        await _read_body(receive)  # Core Tools sends {"input": ""}; timers take no input
+        timer = self.timers.get(name.lower())
+        if timer is None:
+            return await _empty(send, 404)
+        return await _empty(send, 202 if await self._run_timer(timer, past_due=False) else 500)
+
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> int:
         method = scope["method"].upper()
+        if method == "POST" and scope["path"].lower().startswith(ADMIN_FUNCTIONS):
+            return await self._admin_run(
+                scope, receive, send, scope["path"][len(ADMIN_FUNCTIONS) :]
+            )
         route, route_params = self._find(scope["path"], method)
         if route is None:
             return await _empty(send, 404)

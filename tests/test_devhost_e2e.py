@@ -189,3 +189,17 @@ def test_the_hosts_log_holds_no_keys_numbers_or_bodies(devhost: DevHost, host: s
     assert "POST /api/sendSms -> 201" in log
     for secret in (FUNCTION_KEY, MASTER_KEY, AUTH_TOKEN, "14155551234", "secret meeting"):
         assert secret not in log
+
+
+def test_the_master_key_runs_the_retention_timer_now(host: str) -> None:
+    """Core Tools' convention: POST /admin/functions/{name}; 202 once it has run."""
+    url = f"{host}/admin/functions/retention"
+    assert requests.post(url, json={"input": ""}, timeout=30).status_code == 401
+    refused = requests.post(
+        url, json={"input": ""}, headers={"x-functions-key": FUNCTION_KEY}, timeout=30
+    )
+    assert refused.status_code == 401
+    ran = requests.post(
+        url, json={"input": ""}, headers={"x-functions-key": MASTER_KEY}, timeout=30
+    )
+    assert ran.status_code == 202

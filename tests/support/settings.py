@@ -61,6 +61,11 @@ OPTIONAL_SETTINGS = [
     "ALLOWED_NUMBER_TYPES",
     "WEBSITE_INSTANCE_ID",
     "WEBSITE_SITE_NAME",
+    "RETENTION_DAYS",
+    "AzureWebJobsStorage__tableServiceUri",
+    "AzureWebJobsStorage__accountName",
+    "AzureWebJobsStorage__credential",
+    "AzureWebJobsStorage__clientId",
 ]
 
 

@@ -1,0 +1,119 @@
+"""Retention: the daily timer deletes expired keys, ended counter windows, and ledger, SID-index
+and inbox rows older than RETENTION_DAYS; never what is still live; safe to run twice or at once."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+import pytest
+import responses
+from azure.functions.timer import TimerRequest
+
+from api import clock
+from api.app_routes import get_message, send_sms
+from api.ops_routes import retention
+from api.retention import BATCH, purge
+from api.storage import table
+from api.twilio_routes import incoming_call
+from tests.support.func_requests import request, signed
+from tests.support.settings import MESSAGES_URL
+from tests.support.tables import ledger_rows
+from tests.support.twilio_api import twilio_message
+
+pytestmark = pytest.mark.usefixtures("storage")
+
+
+@contextmanager
+def clock_moved(by: timedelta) -> Iterator[None]:
+    moment = clock.now() + by
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(clock, "now", lambda: moment)
+        yield
+
+
+def send(key: str, to: str = "+14155551234") -> None:
+    body = {"to": to, "body": "ahoy hoy"}
+    headers = {"Idempotency-Key": key}
+    answer = send_sms(request("POST", "/api/sendSms", json_body=body, headers=headers))
+    assert answer.status_code == 201
+
+
+def row_keys(name: str, prefix: str = "") -> list[str]:
+    keys = sorted(e["RowKey"] for e in table(name).list_entities())
+    return [k for k in keys if k.startswith(prefix)]
+
+
+@pytest.fixture
+def twilio_ok(twilio: responses.RequestsMock) -> responses.RequestsMock:
+    twilio.assert_all_requests_are_fired = False
+    sids = iter(f"SM{n:032x}" for n in range(1, 10_000))
+    twilio.add_callback(
+        "POST",
+        MESSAGES_URL,
+        callback=lambda _: (201, {}, json.dumps(twilio_message(sid=next(sids)))),
+    )
+    return twilio
+
+
+@pytest.mark.usefixtures("twilio_ok")
+def test_old_sends_go_and_recent_ones_stay() -> None:
+    with clock_moved(-timedelta(days=100)):
+        send("old-key", "+14155550101")
+    send("new-key", "+14155550102")
+    assert len(ledger_rows()) == 2
+    assert len(row_keys("ledger", "sid-")) == 2
+
+    deleted = purge()
+
+    [kept] = ledger_rows()
+    assert kept.to == "+14155550102"
+    assert deleted["ledger rows"] == 1
+    assert deleted["SID index rows"] == 1
+    assert row_keys("ledger", "sid-") == [f"sid-{kept.sid}"]
+    assert deleted["idempotency keys"] == 1  # the old key is past its 24 h
+    assert len(row_keys("ledger", "key-")) == 1  # the recent key is live: retries still replay
+    shown = get_message(request("GET", "/api/messages/x", route_params={"sid": kept.sid or ""}))
+    assert shown.status_code == 200
+
+
+@pytest.mark.usefixtures("twilio_ok")
+def test_running_twice_or_at_once_is_safe() -> None:
+    with clock_moved(-timedelta(days=120)):
+        for i in range(BATCH + 30):  # more than one batch
+            send(f"k{i}", f"+1415555{i:04d}")
+    results: list[dict[str, int]] = []
+    runs = [threading.Thread(target=lambda: results.append(purge())) for _ in range(2)]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join()
+    assert ledger_rows() == []
+    assert sum(r["ledger rows"] for r in results) == BATCH + 30  # each row deleted once
+    assert purge()["ledger rows"] == 0  # and again: nothing left, nothing fails
+
+
+@pytest.mark.usefixtures("twilio_ok")
+def test_counter_windows_go_only_once_they_have_ended() -> None:
+    send("counted")
+    windows = len(row_keys("counters"))
+    assert windows >= 4  # minute, day, destination hour, a global shard
+    assert purge()["counter windows"] == 0  # today's windows are live
+    with clock_moved(timedelta(hours=26)):
+        assert purge()["counter windows"] == windows
+    assert row_keys("counters") == []
+
+
+def test_the_timer_function_purges_the_inbox(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RETENTION_DAYS", "1")
+    call = [("CallSid", "CA" + "4" * 32), ("From", "+14155550177"), ("To", "+14155550100")]
+    with clock_moved(-timedelta(days=2)):
+        incoming_call(signed("POST", "/api/incomingCall", call))
+    incoming_call(signed("POST", "/api/incomingCall", [("CallSid", "CA" + "5" * 32), *call[1:]]))
+    assert len(row_keys("inbox")) == 2
+    retention(TimerRequest(past_due=False))
+    [kept] = row_keys("inbox")
+    assert kept.endswith("CA" + "5" * 32)
