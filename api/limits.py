@@ -201,12 +201,15 @@ class Counters:
     def take_global(self, glob: Window, cap: int) -> list[Window]:
         """One send from the daily cap: from a random shard with room, else _Full."""
         limits = shard_limits(cap)
+        shards = [_shard(i) for i in range(GLOBAL_SHARDS)]
         refreshed = False
+        if not any(self._seen(glob.partition, row) for row in shards):
+            self._read_partition(glob.partition)  # a process's first send of the day: 1 read
+            refreshed = True
         for _ in range(MAX_ATTEMPTS):
+            seen = [self._seen(glob.partition, row) for row in shards]
             open_shards = [
-                i
-                for i, limit in enumerate(limits)
-                if limit and (self._seen(glob.partition, _shard(i)) or (0, ""))[0] < limit
+                i for i, limit in enumerate(limits) if limit and (seen[i] or (0, ""))[0] < limit
             ]
             if not open_shards:
                 if refreshed:

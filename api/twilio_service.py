@@ -18,7 +18,7 @@ from functools import lru_cache
 
 import requests
 from requests.adapters import HTTPAdapter
-from twilio.base.exceptions import TwilioRestException, TwilioServiceException
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
@@ -39,18 +39,34 @@ log = logging.getLogger("ahoy.twilio")
 CONNECT_TIMEOUT_SECONDS = 3.05
 READ_TIMEOUT_SECONDS = 10.0
 
-# Twilio refuses the destination: the caller can fix it, so 422 on `to`.
+_TRIAL = (
+    "is not verified: a trial Twilio account can only reach verified numbers. "
+    "Verify the number in the Twilio console or upgrade the account"
+)
+# Twilio refuses the destination: the caller can fix it, so 422 on `to`. Messages and calls
+# answer with their own codes.
 _DESTINATION_ERRORS = {
-    21211: "is not a valid phone number for Twilio",
-    21408: "is in a region this Twilio account has not enabled",
-    21610: "has unsubscribed (replied STOP) from this sender",
-    21612: "cannot be reached from this app's number",
-    21614: "cannot receive SMS",
-    21608: (
-        "is not verified: a trial Twilio account can only reach verified numbers. "
-        "Verify the number in the Twilio console or upgrade the account"
-    ),
+    "sms": {
+        21211: "is not a valid phone number for Twilio",
+        21408: "is in a region this Twilio account has not enabled",
+        21610: "has unsubscribed (replied STOP) from this sender",
+        21612: "cannot be reached from this app's number",
+        21614: "cannot receive SMS",
+        21608: _TRIAL,
+    },
+    "call": {
+        21211: "is not a valid phone number for Twilio",
+        21217: "is not a valid phone number for Twilio",
+        21214: "cannot be reached",
+        21612: "cannot be reached from this app's number",
+        21215: "is in a region this Twilio account is not allowed to call",
+        21216: "is blocked for calls from this Twilio account",
+        21219: _TRIAL,
+    },
 }
+# Twilio refuses the sender: the operator must fix TWILIO_FROM_NUMBER.
+_SENDER_ERRORS = {"sms": {21212, 21606}, "call": {21212, 21210}}
+_QUEUE_FULL = 21611  # too many messages queued on this sender
 _RATE_LIMITED = 20429
 _DEFAULT_RETRY_AFTER_SECONDS = 5
 RATE_LIMIT_RETRIES = 2
@@ -95,14 +111,14 @@ class TwilioService:
             params["messaging_service_sid"] = messaging_service_sid
         if media_urls:
             params["media_url"] = media_urls
-        with _translated_errors():
+        with _translated_errors("sms"):
             message = self._client.api.v2010.account.messages.create(**params)
         return _created(message, message.from_)
 
     def make_call(
         self, *, to: str, from_: str, url: str, status_callback: str, time_limit: int
     ) -> Created:
-        with _translated_errors():
+        with _translated_errors("call"):
             call = self._client.api.v2010.account.calls.create(
                 to=to,
                 from_=from_,
@@ -116,7 +132,7 @@ class TwilioService:
 
     def find_messages(self, *, to: str, from_: str | None, since: datetime) -> list[Found]:
         """Messages Twilio has to `to` (from `from_`) created since `since`, newest first."""
-        with _translated_errors():
+        with _translated_errors("sms"):
             listed = self._client.api.v2010.account.messages.list(to=to, from_=from_, limit=50)
         return [
             Found(_created(m, m.from_), m.body or "")
@@ -125,7 +141,7 @@ class TwilioService:
         ]
 
     def find_calls(self, *, to: str, from_: str, since: datetime) -> list[Found]:
-        with _translated_errors():
+        with _translated_errors("call"):
             listed = self._client.api.v2010.account.calls.list(to=to, from_=from_, limit=50)
         return [
             Found(_created(c, c._from), "")
@@ -229,12 +245,19 @@ def _build_client(settings: Settings, http_client: TwilioHttpClient | None) -> C
 
 
 @contextmanager
-def _translated_errors() -> Iterator[None]:
+def _translated_errors(channel: str) -> Iterator[None]:
     """Turn what Twilio or the network raised into Ahoy's domain errors."""
     try:
         yield
     except (TwilioRestException, TwilioServiceException) as exc:
-        raise translate_twilio_error(exc.status, exc.code) from None
+        raise translate_twilio_error(exc.status, exc.code, channel) from None
+    except TwilioException:
+        # The library's root error: a list page that was not a 200, an answer it could not
+        # read. Twilio may have acted on what was asked.
+        raise UpstreamError(
+            "Twilio answered in a way Ahoy could not read; the outcome is unknown.",
+            outcome_unknown=True,
+        ) from None
     except requests.ConnectTimeout:
         raise UpstreamUnreachable("Could not reach Twilio; nothing was sent.") from None
     except requests.Timeout:
@@ -257,18 +280,29 @@ def _never_connected(exc: requests.ConnectionError) -> bool:
     return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
 
 
-def translate_twilio_error(status: int, code: int | None) -> AhoyError:
-    """The domain error for Twilio's answer `status`/`code` (see README, "Twilio errors")."""
-    if code in _DESTINATION_ERRORS:
-        message = _DESTINATION_ERRORS[code]
+def translate_twilio_error(status: int, code: int | None, channel: str = "sms") -> AhoyError:
+    """The domain error for Twilio's answer `status`/`code` to a message or call request
+    (`channel` "sms" or "call"; see README, "Errors")."""
+    destination_errors = _DESTINATION_ERRORS[channel]
+    if code in destination_errors:
+        message = destination_errors[code]
         return ValidationFailed(
             [FieldError("to", message)],
             detail=f"Twilio refused the destination: it {message}.",
             code=code,
         )
-    if code == 21212:
+    if code in _SENDER_ERRORS[channel]:
         return ConfigurationError(
-            "Twilio rejected this app's From number.", settings=["TWILIO_FROM_NUMBER"], code=code
+            "Twilio rejected this app's From number: it is invalid, not this account's, or "
+            f"cannot {'send SMS' if channel == 'sms' else 'place calls'}.",
+            settings=["TWILIO_FROM_NUMBER"],
+            code=code,
+        )
+    if code == _QUEUE_FULL:
+        return ServiceUnavailable(
+            "Too many messages are queued on this app's number; try again later.",
+            retry_after=60,
+            code=code,
         )
     if code == 20003 or status == 401:
         return ConfigurationError(

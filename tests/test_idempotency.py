@@ -157,6 +157,21 @@ def test_without_exactly_one_match_the_retry_is_409_and_nothing_is_resent(
     assert [c.request.method for c in twilio.calls] == ["POST", "GET"]
 
 
+@pytest.mark.parametrize("status", [401, 500])
+def test_a_list_twilio_refuses_during_reconciliation_is_a_problem_not_a_crash(
+    twilio: responses.RequestsMock, status: int
+) -> None:
+    """twilio-python raises its bare root TwilioException when a list page is not a 200."""
+    lost_answer(twilio)
+    twilio.get(
+        MESSAGES_URL, json=twilio_error(status, 20003 if status == 401 else 20500), status=status
+    )
+    response = post_sms("lost")
+    assert response.status_code == 409
+    assert "not known yet" in problem(response)["detail"]
+    assert [c.request.method for c in twilio.calls] == ["POST", "GET"]
+
+
 def test_a_status_callback_settles_an_unknown_outcome_too(twilio: responses.RequestsMock) -> None:
     lost_answer(twilio)
     [row] = ledger_rows()

@@ -14,7 +14,7 @@ from api.sealing import unseal
 from api.settings import get_settings
 from tests.support.func_requests import problem, request, sent_form
 from tests.support.settings import CALLS_URL, FROM_NUMBER, PUBLIC_BASE_URL
-from tests.support.twilio_api import twilio_call
+from tests.support.twilio_api import twilio_call, twilio_error
 
 TO = "+14155551234"
 
@@ -134,3 +134,35 @@ def test_twilio_refusal_of_the_destination_is_422(twilio: responses.RequestsMock
     response = post({"to": TO, "message": "hi"})
     assert response.status_code == 422
     assert problem(response)["twilioCode"] == 21612
+
+
+@pytest.mark.parametrize(
+    ("code", "says"),
+    [
+        (21217, "not a valid phone number"),
+        (21214, "cannot be reached"),
+        (21215, "not allowed to call"),
+        (21216, "blocked"),
+        (21219, "verify"),
+    ],
+)
+def test_twilios_voice_codes_for_the_destination_are_422_on_to(
+    twilio: responses.RequestsMock, code: int, says: str
+) -> None:
+    twilio.post(CALLS_URL, json=twilio_error(400, code), status=400)
+    response = post({"to": TO, "message": "hi"})
+    assert response.status_code == 422
+    body = problem(response)
+    assert body["twilioCode"] == code
+    assert [e["field"] for e in body["errors"]] == ["to"]
+    assert says in body["detail"].lower()
+
+
+@pytest.mark.parametrize("code", [21210, 21212])
+def test_a_caller_id_twilio_refuses_is_a_configuration_problem(
+    twilio: responses.RequestsMock, code: int
+) -> None:
+    twilio.post(CALLS_URL, json=twilio_error(400, code), status=400)
+    response = post({"to": TO, "message": "hi"})
+    assert response.status_code == 500
+    assert problem(response)["settings"] == ["TWILIO_FROM_NUMBER"]

@@ -158,6 +158,8 @@ def test_body_over_64_kib_is_413() -> None:
         (400, 21408, 422),
         (400, 21608, 422),
         (400, 21212, 500),
+        (400, 21606, 500),
+        (400, 21611, 503),
         (401, 20003, 500),
         (429, 20429, 503),
         (500, 20500, 502),
@@ -177,6 +179,8 @@ def test_twilio_errors_are_mapped(
         assert [e["field"] for e in body["errors"]] == ["to"]
     if expected == 503:
         assert response.headers.get("Retry-After")
+    if code in (21212, 21606):
+        assert body["settings"] == ["TWILIO_FROM_NUMBER"]
 
 
 def test_trial_account_refusal_says_what_to_do(twilio: responses.RequestsMock) -> None:
