@@ -119,10 +119,13 @@ def _from_bearer_token(req: func.HttpRequest, settings: Settings) -> Caller:
         raise NotAuthenticated(
             "The bearer token is invalid or expired.", www_authenticate=_INVALID_BEARER_CHALLENGE
         ) from None
+    subject = claims["sub"]
+    if not isinstance(subject, str) or not subject.strip():
+        raise NotAuthenticated(  # an empty subject is nobody, not a caller named ""
+            "The bearer token names no subject.", www_authenticate=_INVALID_BEARER_CHALLENGE
+        )
     roles = claims.get("roles", [])
-    return Caller(
-        str(claims["sub"]), frozenset(map(str, roles)) if isinstance(roles, list) else frozenset()
-    )
+    return Caller(subject, frozenset(map(str, roles)) if isinstance(roles, list) else frozenset())
 
 
 class Jwks:

@@ -39,6 +39,7 @@ from api.call_twiml import (
 )
 from api.sealing import SealRejected, unseal
 from api.settings import Settings, get_settings
+from api.text import ascii_int
 from api.urls import is_allowed_twiml_url
 
 log = logging.getLogger("ahoy.twiml")
@@ -77,9 +78,9 @@ class Flow:
             elif (
                 key.startswith(f"{name}[")
                 and key.endswith("]")
-                and key[len(name) + 1 : -1].isdigit()
+                and (index := ascii_int(key[len(name) + 1 : -1])) is not None
             ):
-                found[int(key[len(name) + 1 : -1])] = value
+                found[index] = value
         return [found[i] for i in sorted(found)]
 
     def step_url(self, step: str, **extra: object) -> str:
@@ -367,7 +368,7 @@ def _options(flow: Flow) -> dict[str, str]:
     for key, value in flow.params:
         if key.startswith("Options[") and key.endswith("]"):
             digit = key[len("Options[") : -1]
-            if len(digit) != 1 or not digit.isdigit():
+            if len(digit) != 1 or ascii_int(digit) is None:
                 raise InvalidFlow("Options keys must be one digit 0-9")
             options[digit] = _allowed_url(value, flow.settings)
     if not options:

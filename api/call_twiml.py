@@ -13,9 +13,11 @@ from dataclasses import dataclass
 
 from twilio.twiml.voice_response import VoiceResponse
 
+from api.text import ascii_int
+
 # What XML 1.0 cannot carry (VoiceResponse would write it anyway), plus DEL.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
-_INDEXED = re.compile(r"^(Message|Pause)\[(\d{1,2})\]$")
+_INDEXED = re.compile(r"^(Message|Pause)\[([0-9]{1,2})\]$")
 _VOICE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}$")
 APP_USER_IDENTITY = re.compile(r"^[A-Za-z0-9_]{1,121}$")  # what Twilio takes as a client identity
@@ -90,9 +92,10 @@ def parse_message_flow(params: Iterable[tuple[str, str]]) -> MessageFlow:
 
 def bounded(value: str, low: int, high: int, name: str) -> int:
     """An integer flow parameter within [low, high], or InvalidFlow naming it."""
-    if not value.isdigit() or not low <= int(value) <= high:
+    number = ascii_int(value)
+    if number is None or not low <= number <= high:
         raise InvalidFlow(f"{name} must be {low} to {high}")
-    return int(value)
+    return number
 
 
 def as_xml(response: VoiceResponse) -> str:

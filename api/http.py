@@ -26,6 +26,7 @@ from api.errors import (
     ValidationFailed,
 )
 from api.problems import problem_for
+from api.text import ascii_int
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -117,6 +118,8 @@ def parse_json(req: func.HttpRequest, model: type[M]) -> M:
         data = json.loads(body)
     except ValueError as exc:  # UnicodeDecodeError is a ValueError too
         raise MalformedJson("The body is not valid JSON.") from exc
+    except RecursionError:  # nesting deeper than the parser's stack, well under 64 KiB
+        raise MalformedJson("The body is nested too deeply.") from None
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -146,7 +149,7 @@ def answer_response(answer: Answer) -> func.HttpResponse:
 
 def page_request(req: func.HttpRequest) -> tuple[int, str | None]:
     """`pageSize` (1-100, default 20) and `continuation` from the query string."""
-    raw = req.params.get("pageSize", str(DEFAULT_PAGE_SIZE))
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+    size = ascii_int(req.params.get("pageSize", str(DEFAULT_PAGE_SIZE)))
+    if size is None or not 1 <= size <= MAX_PAGE_SIZE:
         raise ValidationFailed([FieldError("pageSize", f"must be 1 to {MAX_PAGE_SIZE}")])
-    return int(raw), req.params.get("continuation") or None
+    return size, req.params.get("continuation") or None

@@ -78,11 +78,12 @@ def store_transcription(callback: Mapping[str, str]) -> None:
 
 def list_inbox(page_size: int, continuation: str | None) -> dict[str, Any]:
     """One page of the inbox, newest first, and the token of the next page."""
+    start: Any = _decode(continuation)  # the SDK's tokens are dicts, typed as str
     with storage_errors():
         pages: Any = (
             table(TABLE)
             .query_entities(f"PartitionKey eq '{ITEMS}'", results_per_page=page_size)
-            .by_page(continuation_token=_decode(continuation))
+            .by_page(continuation_token=start)
         )
         items = [_view(entity) for entity in next(pages, [])]
         token = pages.continuation_token
@@ -135,10 +136,19 @@ def _encode(token: Any) -> str | None:
     return base64.urlsafe_b64encode(json.dumps(token).encode()).decode()
 
 
-def _decode(token: str | None) -> Any:
+def _decode(token: str | None) -> dict[str, str] | None:
+    """A token `_encode` made: Table Storage's next partition and row keys, nothing else."""
     if not token:
         return None
     try:
-        return json.loads(base64.urlsafe_b64decode(token.encode()))
-    except (binascii.Error, ValueError):
-        raise ValidationFailed([FieldError("continuation", "is not a page token")]) from None
+        decoded = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except (binascii.Error, ValueError, RecursionError):
+        decoded = None
+    if (
+        isinstance(decoded, dict)
+        and decoded
+        and set(decoded) <= {"PartitionKey", "RowKey"}
+        and all(isinstance(v, str) and len(v) <= 1024 for v in decoded.values())
+    ):
+        return decoded
+    raise ValidationFailed([FieldError("continuation", "is not a page token")])

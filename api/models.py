@@ -74,7 +74,7 @@ class MakeCallRequest(_Contract):
     language: Annotated[str | None, Field(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}$")] = (
         None
     )
-    loop: Annotated[int, Field(ge=1, le=10)] = 1
+    loop: Annotated[int, Field(ge=1, le=10, strict=True)] = 1  # never true, "5" or 5.0
     url: HttpsUrl | None = None
 
     @model_validator(mode="after")

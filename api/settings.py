@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -40,7 +41,6 @@ NUMBER_TYPES = frozenset(
 # Ahoy's local host sets this to its bind address; Azure sets WEBSITE_INSTANCE_ID.
 LOCAL_HOST_BIND = "DEVHOST_BIND"
 AZURE_MARKERS = ("WEBSITE_INSTANCE_ID", "WEBSITE_SITE_NAME")
-LOOPBACK_HOSTS = ("127.", "[::1]", "::1", "localhost")
 
 T = TypeVar("T")
 V = TypeVar("V", str, bytes)
@@ -152,7 +152,10 @@ class Settings:
             flow_ttl_seconds=reader.optional("FLOW_TTL_SECONDS", _int_between(60, 86_400)) or 900,
             allowed_twiml_hosts=reader.optional("ALLOWED_TWIML_HOSTS", _host_list) or frozenset(),
             caller_auth=reader.optional("CALLER_AUTH", _one_of(CALLER_AUTH_MODES)) or "easyauth",
-            easy_auth_enabled=reader.optional("WEBSITE_AUTH_ENABLED", _boolean) is True,
+            # The platform sets it to true/True when App Service Authentication is on; nothing
+            # else (1, yes) is trusted, since the headers it vouches for are then anyone's.
+            easy_auth_enabled=(reader.optional("WEBSITE_AUTH_ENABLED", str) or "").lower()
+            == "true",
             oidc_issuer=reader.optional("OIDC_ISSUER", str),
             oidc_audience=reader.optional("OIDC_AUDIENCE", str),
             oidc_jwks_url=reader.optional("OIDC_JWKS_URL", _origin_and_path),
@@ -237,7 +240,18 @@ def served_by_local_host(env: Mapping[str, str]) -> bool:
     bind = env.get(LOCAL_HOST_BIND, "")
     if not bind or any(env.get(marker) for marker in AZURE_MARKERS):
         return False
-    return bind.startswith(LOOPBACK_HOSTS)
+    if bind.startswith("["):  # [IPv6]:port
+        host = bind[1 : bind.find("]")]
+    elif bind.count(":") == 1:  # host:port
+        host = bind.split(":")[0]
+    else:
+        host = bind
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name other than localhost, or a host:port: not known to be loopback
+        return False
 
 
 @lru_cache(maxsize=1)

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 
 from api import ledger
 from api.errors import FieldError, NotFound, ValidationFailed
+from api.text import ascii_int
 
 log = logging.getLogger("ahoy.status")
 
@@ -52,7 +53,7 @@ def record_callback(query: Sequence[tuple[str, str]], form: Mapping[str, str]) -
 def _integer(raw: str | None, name: str, errors: list[FieldError]) -> int | None:
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or len(raw) > 9:
+    number = ascii_int(raw)
+    if number is None:
         errors.append(FieldError(name, "is not a number"))
-        return None
-    return int(raw)
+    return number

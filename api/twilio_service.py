@@ -189,8 +189,10 @@ class _HttpClient(TwilioHttpClient):  # type: ignore[misc]  # twilio ships no ty
 
         quiet = logging.getLogger("ahoy.twilio.http")
         quiet.setLevel(logging.WARNING)
-        # urllib3 logs request lines, query strings (phone numbers) included, at DEBUG.
-        logging.getLogger("urllib3.connectionpool").setLevel(logging.INFO)
+        # urllib3 logs request lines and, on each retry, the path and query string (phone
+        # numbers, the account SID) at DEBUG and WARNING: only its errors get through.
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+        logging.getLogger("urllib3.util.retry").setLevel(logging.ERROR)
         super().__init__(timeout=READ_TIMEOUT_SECONDS, logger=quiet)
         # requests takes a (connect, read) pair; twilio's constructor check only takes a number.
         self.timeout = (CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS)
