@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
-from api import idempotency, ledger, sealing
+from api import clock, idempotency, ledger, sealing
 from api.admission import admit
 from api.answers import Answer
 from api.call_twiml import message_params
@@ -39,6 +39,9 @@ from api.urls import is_allowed_twiml_url
 log = logging.getLogger("ahoy.messaging")
 
 RECONCILE_SLACK = timedelta(minutes=1)  # clock skew between Ahoy and Twilio
+# Longer than any request can run (the function timeout is 30 s): a row still `pending` after
+# it has no request working on it.
+IN_FLIGHT_LIMIT = timedelta(minutes=2)
 IN_FLIGHT_RETRY_AFTER = 2
 UNKNOWN_RETRY_AFTER = 30
 
@@ -149,7 +152,14 @@ def _send(
     answer = _accepted(created)
     # The row, its SID index and the key's final answer, in one write.
     also = [idempotency.complete_operation(held, answer)] if held is not None else []
-    ledger.record_status(row.ref, sid=created.sid, status=created.status, known=row, also=also)
+    try:
+        ledger.record_status(row.ref, sid=created.sid, status=created.status, known=row, also=also)
+    except AhoyError as failed:
+        # Twilio has it: the caller hears the truth. The row stays `pending`; a retry with the
+        # key finds the send in Twilio's list (see _settle_earlier), never sends it again.
+        log.error(
+            "%s %s accepted by Twilio but not recorded (%s)", row.kind, created.sid, failed.slug
+        )
     log.info("%s %s to %s accepted by Twilio", row.kind, created.sid, mask(row.to))
     return answer
 
@@ -178,10 +188,23 @@ def _settle_earlier(held: idempotency.Claim) -> Answer:
     if held.stored is not None:
         return held.stored
     row = ledger.get(held.ref)
-    if row is not None and row.state == "unknown":
+    abandoned = (
+        row is not None and row.state == "pending" and clock.now() - row.created > IN_FLIGHT_LIMIT
+    )
+    if row is not None and (row.state == "unknown" or abandoned):
         found = _reconcile(row)
         if found is not None:
             row = ledger.record_status(row.ref, sid=found.sid, status=found.status)
+        elif abandoned:
+            # No request is working on it any more and Twilio has nothing like it: storage
+            # failed before Twilio was asked. Free the key: the next retry sends.
+            ledger.set_state(row.ref, "failed")
+            idempotency.release(held)
+            raise Conflict(
+                "The first request with this Idempotency-Key never reached Twilio; the key is "
+                "free again. Retry now.",
+                retry_after=1,
+            )
     if row is not None and row.state == "sent" and row.sid:
         return _complete(held, _accepted_row(row)).as_replay()
     if row is not None and row.state == "unknown":

@@ -253,6 +253,12 @@ def _translated_errors(channel: str) -> Iterator[None]:
         yield
     except (TwilioRestException, TwilioServiceException) as exc:
         raise translate_twilio_error(exc.status, exc.code, channel) from None
+    except (ValueError, TypeError, AttributeError, KeyError):
+        # Twilio (or a proxy in front of it) answered 2xx with a body that is not its JSON:
+        # whatever was asked may have been done.
+        raise UpstreamError(
+            "Twilio's answer could not be read; the outcome is unknown.", outcome_unknown=True
+        ) from None
     except TwilioException:
         # The library's root error: a list page that was not a 200, an answer it could not
         # read. Twilio may have acted on what was asked.
