@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from twilio.twiml.voice_response import VoiceResponse
 
 from api.text import ascii_int
+from api.urls import is_public_https_url
 
 # What XML 1.0 cannot carry (VoiceResponse would write it anyway), plus DEL.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
@@ -119,7 +120,9 @@ def build_message_twiml(flow: MessageFlow) -> str:
 
 def add_message(response: VoiceResponse, flow: MessageFlow) -> None:
     for index, item in enumerate(flow.items):
-        if item.startswith("https://"):
+        if item.lower().startswith("https://"):
+            if not is_public_https_url(item):
+                raise InvalidFlow("a Message URL is not https on a public host")
             response.play(item)
         else:
             response.say(item, voice=flow.voice, language=flow.language, loop=_loop(flow.loop))

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-import ipaddress
 from datetime import datetime
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from api.phone import parse_e164
+from api.urls import is_public_https_url
 
 
 def _https_url(value: str) -> str:
@@ -21,23 +28,13 @@ def _https_url(value: str) -> str:
 
 
 def _public_https_url(value: str) -> str:
-    """An https URL Twilio may fetch media from: a public DNS name, no credentials in it."""
-    parts = urlsplit(_https_url(value))
-    host = parts.hostname or ""
-    if parts.username is not None or parts.password is not None:
-        raise ValueError("must not carry a user name or password")
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    else:
-        raise ValueError("must name a host, not an IP address")
-    if "." not in host or host == "localhost" or host.endswith(_PRIVATE_SUFFIXES):
-        raise ValueError("must name a public host")
+    """An https URL Twilio may fetch media from: a public DNS name, read one way only."""
+    if not is_public_https_url(value):
+        raise ValueError(
+            "must be an https URL on a public host name, with no user info, IP address, "
+            "backslash or control character"
+        )
     return value
-
-
-_PRIVATE_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home.arpa")
 
 
 PhoneNumber = Annotated[
@@ -76,6 +73,14 @@ class MakeCallRequest(_Contract):
     )
     loop: Annotated[int, Field(ge=1, le=10, strict=True)] = 1  # never true, "5" or 5.0
     url: HttpsUrl | None = None
+
+    @field_validator("message")
+    @classmethod
+    def _a_played_message_is_a_public_url(cls, message: str | None) -> str | None:
+        # A message that is an https URL is played, so Twilio fetches it: the media rule.
+        if message is not None and message.strip().lower().startswith("https://"):
+            return _public_https_url(message.strip())
+        return message
 
     @model_validator(mode="after")
     def _one_source_of_twiml(self) -> MakeCallRequest:

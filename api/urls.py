@@ -1,29 +1,103 @@
-"""The rule for URLs Ahoy hands to Twilio to fetch TwiML from (makeCall `url`, flow redirects).
+"""The rules for every URL Ahoy hands to Twilio or lets Twilio fetch.
 
-Only the account owner's own TwiML hosts (ALLOWED_TWIML_HOSTS), over https, and never this
-app's own host, since Twilio signs every fetch and Ahoy's webhooks trust a signature. Flows
-may also point at this app's own /api/twiml, which renders under the same rules.
+A URL is read the way Twilio's fetcher reads it, a WHATWG-conformant parser (ada), and
+refused when Python's reading could differ (backslashes, user info, control characters,
+whitespace), so a check never passes one host while the fetch goes to another. Hosts are
+compared canonical: lower case, IDNA (punycode), IPv4 in any spelling (`127.1`, `0x7f.0.0.1`,
+`2130706433`) as dotted decimal, trailing dot removed.
+
+- TwiML URLs (makeCall `url`, a menu's `Options`, `FailUrl`, redirects): https on
+  ALLOWED_TWIML_HOSTS, never this app's own host (Twilio signs every fetch, and Ahoy's
+  webhooks trust a signature); flows may also point at this app's own /api/twiml.
+- Media URLs (`mediaUrl`, `audioUrl`, a message item that is a URL): https on a public DNS
+  name: no IP address in any spelling, no single-label, loopback, local or internal name.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import re
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from api.settings import Settings
 
 OWN_TWIML_PATH = "/api/twiml"
+_AMBIGUOUS = re.compile(r"[\\\x00-\x20\x7f]")  # where parsers disagree, or a fetcher trims
+_PRIVATE_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home.arpa", ".intranet")
+_PRIVATE_NAMES = {"localhost", "local", "internal", "lan", "home.arpa"}
+
+
+@dataclass(frozen=True)
+class FetchUrl:
+    """An https URL as a fetcher reads it: its canonical host and its path."""
+
+    host: str
+    path: str
+    is_ip: bool
+
+
+def read(url: str) -> FetchUrl | None:
+    """`url` as Twilio would fetch it, or None if it is not https or could be read two ways."""
+    import ada_url
+
+    if _AMBIGUOUS.search(url) or not url.lower().startswith("https://"):
+        return None
+    try:
+        parsed = ada_url.URL(url)
+    except ValueError:
+        return None
+    if parsed.protocol != "https:" or parsed.username or parsed.password:
+        return None
+    host = parsed.hostname.lower().removesuffix(".")
+    try:
+        python_host = (urlsplit(url).hostname or "").removesuffix(".").encode("idna").decode()
+    except (UnicodeError, ValueError):
+        return None
+    if not host or _canonical_ip(python_host.lower()) != _canonical_ip(host):
+        return None  # the two readings name different hosts
+    return FetchUrl(host, parsed.pathname, is_ip=host.startswith("[") or _is_ipv4(host))
 
 
 def is_allowed_twiml_url(url: str, settings: Settings, *, own_twiml: bool = False) -> bool:
     """True if Twilio may fetch TwiML from `url`; `own_twiml` also admits this app's /api/twiml."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    if own_twiml:
-        own = urlsplit(settings.public_base_url)
-        if (parts.scheme, parts.netloc, parts.path) == (own.scheme, own.netloc, OWN_TWIML_PATH):
-            return True
-    return (
-        parts.scheme == "https"
-        and host != settings.public_host.lower()
-        and host in settings.allowed_twiml_hosts
-    )
+    if _AMBIGUOUS.search(url):
+        return False
+    own_flows = settings.public_base_url + OWN_TWIML_PATH
+    if own_twiml and (url == own_flows or url.startswith(own_flows + "?")):
+        return True
+    fetched = read(url)
+    if fetched is None:
+        return False
+    own_host = (urlsplit(settings.public_base_url).hostname or "").lower().removesuffix(".")
+    return fetched.host != own_host and fetched.host in settings.allowed_twiml_hosts
+
+
+def is_public_https_url(url: str) -> bool:
+    """True if `url` is https on a public DNS name (media Twilio fetches for the app)."""
+    fetched = read(url)
+    if fetched is None or fetched.is_ip or "." not in fetched.host:
+        return False
+    return fetched.host not in _PRIVATE_NAMES and not fetched.host.endswith(_PRIVATE_SUFFIXES)
+
+
+def _is_ipv4(host: str) -> bool:
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _canonical_ip(host: str) -> str:
+    """Dotted decimal for any IPv4 spelling Python's resolver would accept; else `host`."""
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        pass
+    import socket
+
+    try:
+        return socket.inet_ntoa(socket.inet_aton(host))  # 127.1, 0x7f.1, 2130706433
+    except OSError:
+        return host
