@@ -1,48 +1,88 @@
 """Answering what reaches the app's Twilio number: inbound calls and inbound SMS.
 
-Each is kept in the inbox first; a call is then answered with INCOMING_CALL_FLOW, a message
-with INCOMING_SMS_REPLY (or nothing).
+Each is kept in the inbox first, once per Twilio event (a replayed webhook changes nothing).
+A call is then answered with INCOMING_CALL_FLOW; a message with INCOMING_SMS_REPLY, unless it
+is an opt-out, opt-in or help keyword (Twilio and the carriers answer those), a replay, a
+sender outside the destination policy, or one the limits refuse: an auto-reply is a send like
+any other, counted against the sender's hourly limit and the app's daily cap, so strangers
+cannot turn the number into an SMS pump.
 """
 
 from __future__ import annotations
 
+import logging
+import unicodedata
 from collections.abc import Mapping
 from urllib.parse import parse_qsl
 
 from twilio.twiml.messaging_response import MessagingResponse
 
+from api import limits
 from api.call_flows import render_twiml
+from api.errors import AhoyError
 from api.inbox import store_inbound_call, store_inbound_sms
+from api.phone import DestinationPolicy, mask, parse_e164
 from api.settings import get_settings
 
-# Twilio answers these itself (opt-out and help); an auto-reply of ours would be wrong.
-_KEYWORDS = {
-    "STOP",
-    "STOPALL",
-    "UNSUBSCRIBE",
-    "CANCEL",
-    "END",
-    "QUIT",
-    "START",
-    "YES",
-    "UNSTOP",
-    "HELP",
-    "INFO",
-}
+log = logging.getLogger("ahoy.inbound")
+
+# What carriers and Twilio treat as opt-out, opt-in and help (Twilio's advanced opt-out).
+KEYWORDS = frozenset(
+    {
+        "STOP",
+        "STOPALL",
+        "UNSUBSCRIBE",
+        "CANCEL",
+        "END",
+        "QUIT",
+        "OPTOUT",
+        "REVOKE",
+        "START",
+        "UNSTOP",
+        "YES",
+        "HELP",
+        "INFO",
+    }
+)
 
 
 def answer_incoming_call(call: Mapping[str, str]) -> str:
     """Record the call, then answer it with INCOMING_CALL_FLOW (default: voicemail)."""
-    store_inbound_call(call)
+    store_inbound_call(call)  # a replay is answered the same way, and kept once
     flow = parse_qsl(get_settings().incoming_call_flow, keep_blank_values=True)
     return render_twiml(flow, call)
 
 
 def answer_incoming_sms(message: Mapping[str, str]) -> str:
-    """Record the message; auto-reply INCOMING_SMS_REPLY unless it is empty or a keyword."""
-    store_inbound_sms(message)
+    """Record the message; auto-reply INCOMING_SMS_REPLY when that is a send Ahoy may make."""
+    first_time = store_inbound_sms(message)
     reply = get_settings().incoming_sms_reply
     response = MessagingResponse()
-    if reply and message.get("Body", "").strip().upper() not in _KEYWORDS:
+    if (
+        reply
+        and first_time
+        and not is_keyword(message.get("Body", ""))
+        and _may_reply_to(message.get("From", ""))
+    ):
         response.message(reply)
     return str(response.to_xml())
+
+
+def is_keyword(body: str) -> bool:
+    """True for a keyword in any case, fullwidth form, spacing or punctuation (`Stop.`)."""
+    folded = unicodedata.normalize("NFKC", body).strip()
+    word = "".join(c for c in folded if not unicodedata.category(c).startswith(("P", "Z", "S")))
+    return word.upper() in KEYWORDS
+
+
+def _may_reply_to(sender: str) -> bool:
+    settings = get_settings()
+    try:
+        number = parse_e164(sender)
+        DestinationPolicy.from_settings(settings).check(number)
+        limits.consume(None, number, settings)  # the sender's hour and the app's day
+    except (ValueError, AhoyError) as refused:
+        reason = refused.slug if isinstance(refused, AhoyError) else "not a number"
+        log.info("no auto-reply to %s: %s", mask(sender), reason)
+        return False
+    return True

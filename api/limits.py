@@ -64,17 +64,19 @@ class _Full(Exception):
         self.window = window
 
 
-def consume(caller: str, destination: str, settings: Settings) -> list[Window]:
+def consume(caller: str | None, destination: str, settings: Settings) -> list[Window]:
     """Take one send from every window (what `give_back` returns), or raise RateLimited /
-    ServiceUnavailable (the global cap) having taken nothing."""
+    ServiceUnavailable (the global cap) having taken nothing. With no `caller` (a send Ahoy
+    makes itself, such as an auto-reply) only the destination's and the app's count."""
     now = clock.now()
-    minute, day, hour, glob = _windows(caller, destination, settings, now)
+    minute, day, hour, glob = _windows(caller or "", destination, settings, now)
     counters = _counters()
     jobs: list[Callable[[], list[Window]]] = [
-        lambda: _or_full(lambda: counters.take([minute, day])),
         lambda: _or_full(lambda: counters.take([hour])),
         lambda: _or_full(lambda: counters.take_global(glob, settings.global_daily_cap)),
     ]
+    if caller is not None:
+        jobs.append(lambda: _or_full(lambda: counters.take([minute, day])))
     results = at_once(jobs)
     taken = [w for result in results if isinstance(result, list) for w in result]
     errors = [result for result in results if not isinstance(result, list)]

@@ -16,7 +16,8 @@ log = logging.getLogger("ahoy.voicemail")
 
 def save_voicemail(call: Mapping[str, str], *, notify: str | None) -> None:
     """Store the recording in the inbox; then, if asked, text `notify` where to hear it."""
-    inbox.store_voicemail(call)
+    if not inbox.store_voicemail(call):
+        return  # a replayed webhook: kept and notified the first time
     if notify:
         sender = call.get("From", "an unknown caller")
         _notify(notify, f"New voicemail from {sender}: {call.get('RecordingUrl', '')}")

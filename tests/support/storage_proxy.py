@@ -54,8 +54,14 @@ class StorageProxy:
         return self
 
     def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
+        async def close() -> None:
+            await self._runner.cleanup()
+            await self._session.close()
+            self._loop.stop()
+
+        asyncio.run_coroutine_threadsafe(close(), self._loop)
         self._thread.join(10)
+        self._loop.close()
 
     def cut(self, off: bool = True) -> None:
         """While cut, every request fails as a dropped connection would."""
@@ -96,12 +102,12 @@ class StorageProxy:
             return web.Response(status=status, body=payload, headers=out)
 
         async def main() -> None:
-            session["client"] = ClientSession(
+            session["client"] = self._session = ClientSession(
                 connector=TCPConnector(limit=200), timeout=ClientTimeout(total=30)
             )
             app = web.Application(client_max_size=8 * 1024 * 1024)
             app.router.add_route("*", "/{tail:.*}", forward)
-            runner = web.AppRunner(app, access_log=None)
+            runner = self._runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             listener = socket.create_server(("127.0.0.1", 0))
             listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
