@@ -34,6 +34,8 @@ KEY_CALLER_ID = "function-key"
 JWT_ALGORITHMS = ["RS256", "ES256"]  # pinned: never taken from the token
 JWT_LEEWAY_SECONDS = 30
 JWKS_REFETCH_SECONDS = 60
+JWKS_TIMEOUT_SECONDS = 2
+JWKS_FAILURE_SECONDS = 10
 _INVALID_BEARER_CHALLENGE = 'Bearer error="invalid_token"'
 
 
@@ -129,24 +131,37 @@ def _from_bearer_token(req: func.HttpRequest, settings: Settings) -> Caller:
 
 
 class Jwks:
-    """The issuer's signing keys: cached, refetched on an unknown kid at most once a minute."""
+    """The issuer's signing keys: cached, refetched on an unknown kid at most once a minute.
+
+    A caller whose key is cached never waits for a fetch (no lock on that path). A failed
+    fetch is remembered for JWKS_FAILURE_SECONDS: unknown kids meanwhile get a 503 at once
+    instead of each waiting out the fetch's timeout.
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at = float("-inf")
+        self._failed_until = float("-inf")
         self._lock = threading.Lock()
 
     def key_for(self, kid: str) -> jwt.PyJWK:
         import jwt
 
+        cached = self._keys.get(kid)
+        if cached is not None:
+            return cached
         with self._lock:
-            if (
-                kid not in self._keys
-                and time.monotonic() - self._fetched_at >= JWKS_REFETCH_SECONDS
-            ):
-                self._keys = self._fetch()
-                self._fetched_at = time.monotonic()
+            now = time.monotonic()
+            if kid not in self._keys and now < self._failed_until:
+                raise _keys_unavailable()
+            if kid not in self._keys and now - self._fetched_at >= JWKS_REFETCH_SECONDS:
+                try:
+                    self._keys = self._fetch()
+                except ServiceUnavailable:
+                    self._failed_until = time.monotonic() + JWKS_FAILURE_SECONDS
+                    raise
+                self._fetched_at = now
             if kid not in self._keys:
                 raise jwt.InvalidKeyError("unknown key id")
             return self._keys[kid]
@@ -155,14 +170,18 @@ class Jwks:
         import jwt
 
         try:
-            with urllib.request.urlopen(self.url, timeout=5) as response:  # noqa: S310  # https from settings
+            with urllib.request.urlopen(self.url, timeout=JWKS_TIMEOUT_SECONDS) as response:  # noqa: S310  # https from settings
                 keyset = jwt.PyJWKSet.from_dict(json.load(response))
         except (OSError, ValueError, jwt.PyJWKSetError) as exc:
             log.error("could not fetch the issuer's JWKS (%s)", type(exc).__name__)
-            raise ServiceUnavailable(
-                "The identity provider's keys are unavailable.", retry_after=30
-            ) from None
+            raise _keys_unavailable() from None
         return {key.key_id: key for key in keyset.keys if key.key_id}
+
+
+def _keys_unavailable() -> ServiceUnavailable:
+    return ServiceUnavailable(
+        "The identity provider's keys are unavailable.", retry_after=JWKS_FAILURE_SECONDS
+    )
 
 
 _jwks_by_url: dict[str, Jwks] = {}

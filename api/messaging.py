@@ -42,6 +42,7 @@ RECONCILE_SLACK = timedelta(minutes=1)  # clock skew between Ahoy and Twilio
 # Longer than any request can run (the function timeout is 30 s): a row still `pending` after
 # it has no request working on it.
 IN_FLIGHT_LIMIT = timedelta(minutes=2)
+MAX_TWILIO_URL = 4000  # the longest Url Twilio's Calls API takes
 IN_FLIGHT_RETRY_AFTER = 2
 UNKNOWN_RETRY_AFTER = 30
 
@@ -91,6 +92,16 @@ def make_call(caller_id: str, request: MakeCallRequest, key: str | None) -> Answ
             key=settings.flow_key.get(),
         )
         url = f"{settings.public_base_url}/api/twiml?flow={token}"
+        if len(url) > MAX_TWILIO_URL:  # sealing grows the text: non-ASCII text up to 9 times
+            raise ValidationFailed(
+                [
+                    FieldError(
+                        "message",
+                        "is too long once sealed: Twilio takes URLs of at most "
+                        f"{MAX_TWILIO_URL} characters",
+                    )
+                ]
+            )
     row = ledger.new_row(caller_id, "call", request.to, settings.twilio_from_number)
 
     def create(status_callback: str) -> Created:

@@ -36,8 +36,10 @@ class SealedFlow:
 
 
 def seal(params: list[tuple[str, str]], *, caller: str, ttl_seconds: int, key: bytes) -> str:
-    payload = json.dumps(
-        {"p": params, "c": caller, "x": int(time.time()) + ttl_seconds}, separators=(",", ":")
+    payload = json.dumps(  # UTF-8, not \u escapes: a sealed URL stays as short as it can
+        {"p": params, "c": caller, "x": int(time.time()) + ttl_seconds},
+        separators=(",", ":"),
+        ensure_ascii=False,
     ).encode()
     nonce = os.urandom(_NONCE_BYTES)
     sealed = _cipher(key).encrypt(nonce, payload, _CONTEXT)

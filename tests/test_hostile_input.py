@@ -6,16 +6,24 @@ from __future__ import annotations
 
 import base64
 import logging
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import azure.functions as func
 import pytest
+import responses
 
 from api import auth
 from api.app_routes import admin_inbox, make_call, send_sms
 from api.auth import authenticate
-from api.errors import ConfigurationError, NotAuthenticated, UpstreamUnreachable
+from api.errors import (
+    ConfigurationError,
+    NotAuthenticated,
+    ServiceUnavailable,
+    UpstreamUnreachable,
+)
 from api.settings import Settings, get_settings
 from api.twilio_routes import flow_step, status
 from api.twilio_service import get_twilio_service
@@ -173,3 +181,66 @@ def test_urllib3_never_logs_the_url_while_twilio_is_unreachable(
     assert ACCOUNT_SID not in logged
     assert "14155551234" not in logged
     assert "/2010-04-01/" not in logged
+
+
+def test_a_message_too_long_once_sealed_is_422_and_nothing_is_sent(
+    twilio: responses.RequestsMock,
+) -> None:
+    message = "日本語のメッセージ" * 111  # 999 characters, about 9 times as long sealed
+    body = {"to": "+14155551234", "message": message}
+    response = make_call(request("POST", "/api/makeCall", json_body=body))
+    assert response.status_code == 422
+    assert [e["field"] for e in problem(response)["errors"]] == ["message"]
+    assert len(twilio.calls) == 0
+
+
+@pytest.mark.usefixtures("storage")
+def test_a_caller_whose_id_looks_like_a_digest_never_gets_another_callers_identity() -> None:
+    from api.identities import identity_for
+
+    victim = "alice@example.com"
+    victims_identity = identity_for(victim)
+    assert victims_identity.startswith("u_")
+    assert identity_for(victims_identity) != victims_identity  # the attacker's id is digested
+
+
+@pytest.mark.usefixtures("storage")
+def test_an_unregistered_digest_identity_is_nobody() -> None:
+    from api.twilio_routes import voice
+
+    form = [("CallSid", "CA" + "3" * 32), ("From", "client:u_" + "0" * 48), ("To", "+14155551234")]
+    answer = voice(signed("POST", "/api/voice", form)).get_body().decode()
+    assert APOLOGY in answer
+
+
+def test_a_hanging_jwks_never_stalls_callers_whose_key_is_cached(
+    issuer: Issuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(auth, "JWKS_REFETCH_SECONDS", 0)
+    cached = issuer.token(sub="alice")
+    assert authenticate(request("GET", "/", headers={"Authorization": f"Bearer {cached}"})).id
+    issuer.stall = 3.0  # from now on the identity provider hangs
+    issuer.add_key("rsa-2")
+    unknown = issuer.token(kid="rsa-2", sub="bob")
+    outcome: list[str] = []
+
+    def caller_with_a_new_key() -> None:
+        try:
+            authenticate(request("GET", "/", headers={"Authorization": f"Bearer {unknown}"}))
+        except ServiceUnavailable:
+            outcome.append("503")
+
+    fetching = threading.Thread(target=caller_with_a_new_key)
+    fetching.start()
+    time.sleep(0.3)  # the fetch is under way, and hanging
+    started = time.monotonic()
+    assert authenticate(request("GET", "/", headers={"Authorization": f"Bearer {cached}"})).id == (
+        "alice"
+    )
+    assert time.monotonic() - started < 0.5  # never waited for the fetch
+    fetching.join()
+    assert outcome == ["503"]  # the fetch gave up after its short timeout
+    started = time.monotonic()
+    with pytest.raises(ServiceUnavailable):  # the failure is remembered: no second wait
+        authenticate(request("GET", "/", headers={"Authorization": f"Bearer {unknown}"}))
+    assert time.monotonic() - started < 0.5

@@ -25,6 +25,7 @@ class Issuer:
         self.published: set[str] = {"rsa-1"}
         self.fetches = 0
         self.url = ""
+        self.stall = 0.0
 
     def add_key(self, kid: str, *, publish: bool = True, curve: bool = False) -> None:
         self.keys[kid] = (
@@ -66,6 +67,7 @@ def running_issuer() -> Iterator[Issuer]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             issuer.fetches += 1
+            time.sleep(issuer.stall)  # an identity provider that hangs
             body = json.dumps(issuer.jwks()).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
