@@ -17,7 +17,9 @@ last slot. To keep that cheap on the send path:
 
 from __future__ import annotations
 
+import logging
 import random
+import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +39,8 @@ from api.storage import (
     storage_errors,
     table,
 )
+
+log = logging.getLogger("ahoy.limits")
 
 TABLE = "counters"
 GLOBAL_SHARDS = 32
@@ -246,12 +250,17 @@ class Counters:
         from azure.core import MatchConditions
         from azure.data.tables import UpdateMode
 
+        # The SDK retries a request whose answer was lost; if the write had landed, the retry
+        # fails (412/409) against it. The token tells this write's own result from another's,
+        # so a landed write is never taken twice.
+        token = secrets.token_hex(8)
         operations: list[Any] = []
         for window, seen in zip(windows, known, strict=True):
             entity = {
                 "PartitionKey": window.partition,
                 "RowKey": window.row,
                 "Count": (seen[0] if seen else 0) + step,
+                "Token": token,
             }
             if seen is None:
                 operations.append(("create", entity))
@@ -270,13 +279,11 @@ class Counters:
                 else:
                     written = list(self._table.submit_transaction(operations))
         except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
-            self._refresh(windows)
-            return False
+            return self._refresh(windows, token)
         except TableTransactionError as failed:
             if failed.status_code not in (404, 409, 412):
                 raise
-            self._refresh(windows)
-            return False
+            return self._refresh(windows, token)
         with self._lock:
             for operation, metadata in zip(operations, written, strict=True):
                 entity = operation[1]
@@ -284,7 +291,9 @@ class Counters:
                 self._known[key] = (entity["Count"], metadata["etag"])
         return True
 
-    def _read(self, partition: str, rows: list[str]) -> list[tuple[int, str] | None]:
+    def _read(
+        self, partition: str, rows: list[str], tokens: list[str] | None = None
+    ) -> list[tuple[int, str] | None]:
         found: list[tuple[int, str] | None] = []
         for row in rows:
             with storage_errors():
@@ -293,6 +302,8 @@ class Counters:
                 except ResourceNotFoundError:
                     found.append(None)
                     continue
+            if tokens is not None:
+                tokens.append(str(entity.get("Token", "")))
             found.append(self._remember(entity))
         return found
 
@@ -314,14 +325,19 @@ class Counters:
         with self._lock:
             return self._known.get((partition, row))
 
-    def _refresh(self, windows: list[Window]) -> None:
-        """Another writer got there first: read what it wrote (or that the row is gone)."""
-        for window, seen in zip(
-            windows, self._read(windows[0].partition, [w.row for w in windows]), strict=True
-        ):
-            if seen is None:
+    def _refresh(self, windows: list[Window], token: str) -> bool:
+        """A write failed on a conflict: read the rows. True if they hold this write after all
+        (its answer was lost and the SDK's retry met it), False if another writer's."""
+        tokens: list[str] = []
+        seen = self._read(windows[0].partition, [w.row for w in windows], tokens)
+        if len(tokens) == len(windows) and all(t == token for t in tokens):
+            log.info("a counter write landed though its answer was lost")
+            return True
+        for window, known in zip(windows, seen, strict=True):
+            if known is None:
                 with self._lock:
                     self._known.pop((window.partition, window.row), None)
+        return False
 
 
 def _shard(index: int) -> str:
