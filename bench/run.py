@@ -83,9 +83,25 @@ def main() -> int:
         rows += throughput(3.0 if args.quick else 10.0, Path(tmp))
     table = render(rows)
     print(table)
+    storage = storage_figures(args.quick)
+    print(storage)
     if args.write:
-        args.write.write_text(results_page(table))
+        args.write.write_text(results_page(table) + STORAGE_SECTION.format(table=storage))
     return 0
+
+
+def storage_figures(quick: bool) -> str:
+    """bench/storage.py's table (its own process: it starts local hosts with their settings)."""
+    env = {k: v for k, v in os.environ.items() if k not in SETTINGS}
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.storage", *(["--quick"] if quick else [])],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return "\n".join(line for line in out.splitlines() if line.startswith(("|", "Storage delay")))
 
 
 # --- 1 and 2: cold start --------------------------------------------------------------------
@@ -657,3 +673,48 @@ the same run; absolute times are noisy on a shared 2-core machine, ratios much l
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+STORAGE_SECTION = """
+
+# Storage as far away as Azure's
+
+Printed by `bench/storage.py`, which `bench.run` runs after the figures above (Azurite 3.35.0;
+the run below on the same machine as those).
+
+{table}
+
+## How to read it
+
+- **Round trips.** A first send with an Idempotency-Key on a warm process makes 5 storage
+  requests: the key claim and ledger row (one transaction) together with the three counters
+  (caller, destination, a global shard), all at once; then one transaction after Twilio (the
+  row, its SID index, the key's answer). Sequential: 1 before Twilio, 2 in all, the floor's
+  count. makeCall's row above shows what a stale ETag costs: the other process had moved the
+  global shards during the 50-client run, so two counters were re-read and written again
+  (7 requests, 2 before Twilio), still within the goal.
+- **Exactness** (tests, not this bench): `tests/test_storage_load.py` runs 600 concurrent
+  sends over 2 processes with `GLOBAL_DAILY_CAP=500` (exactly 500 sent, 100 `503`), 20
+  concurrent sends by one caller with `RATE_LIMIT_PER_MINUTE=5` (exactly 5), and 2,000
+  concurrent callbacks (every message ends `delivered`, each status once).
+- **50 clients**: 0 errors and 0 `503`s, p99 within 3x p50 (met). p50 is 3.3x the floor's
+  at the same concurrency: two host processes, Azurite, the proxy and the stand-in share two
+  cores, and every request costs Ahoy CPU (pydantic, the Twilio and Tables SDKs).
+
+## What is missed, and why: p50 at 1 client (goal <= 1.15x; measured 1.26x and 1.30x)
+
+With both delays set to 0 the same comparison is 78 ms (Ahoy) against 20 ms (floor): the gap
+is CPU on this machine, not round trips. Here Azurite answers a plain write in about 7 ms of
+CPU and a two-operation transaction in about 15 ms (timed directly with the Tables SDK), and
+it runs on one thread, so Ahoy's concurrent requests queue behind each other instead of
+overlapping as they would against Azure, where the storage service's work is not on the app's
+cores. Ahoy's send costs about 45 ms of storage CPU here (two transactions and three counter
+writes) where the floor's two plain writes cost about 14 ms.
+
+What it would take, on this machine: fewer requests per send. Folding the caller's two
+counters into the claim transaction (one partition: the caller's) would save one request and
+one transaction, about 10 ms; the destination and global counters cannot join it (other
+partitions), and counting in process memory would trade away exactness across instances,
+which the issue rules out. A measurement against real Table Storage (where concurrent
+requests overlap) is what would show whether the design meets the goal where it runs.
+"""
