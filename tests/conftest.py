@@ -16,6 +16,7 @@ import responses
 
 from tests.support.azurite import Azurite
 from tests.support.devhost_process import DevHost, devhost_settings
+from tests.support.jwks_server import AUDIENCE, ISSUER, Issuer, running_issuer
 from tests.support.settings import (
     BASE_SETTINGS,
     JWT_SHAPE,
@@ -128,3 +129,18 @@ def devhost(
         yield process
     finally:
         process.stop()
+
+
+@pytest.fixture
+def issuer(monkeypatch: pytest.MonkeyPatch) -> Iterator[Issuer]:
+    """An OIDC issuer on loopback, and CALLER_AUTH=jwt pointed at it."""
+    from api import auth
+
+    with running_issuer() as running:
+        monkeypatch.setenv("CALLER_AUTH", "jwt")
+        monkeypatch.setenv("OIDC_ISSUER", ISSUER)
+        monkeypatch.setenv("OIDC_AUDIENCE", AUDIENCE)
+        monkeypatch.setenv("OIDC_JWKS_URL", running.url)
+        auth._jwks_by_url.clear()
+        yield running
+        auth._jwks_by_url.clear()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,7 +15,7 @@ from api.app_routes import send_sms
 from api.auth import Caller, authenticate
 from api.warmup import warmup
 from tests.support.func_requests import problem, request
-from tests.support.jwks_server import AUDIENCE, ISSUER, Issuer, running_issuer
+from tests.support.jwks_server import AUDIENCE, ISSUER, Issuer
 from tests.support.settings import MESSAGES_URL
 from tests.support.twilio_api import twilio_message
 
@@ -77,18 +76,6 @@ def test_with_an_identity_sends_work_as_before(twilio: responses.RequestsMock) -
 
 
 # --- OIDC bearer tokens ----------------------------------------------------------------------
-
-
-@pytest.fixture
-def issuer(monkeypatch: pytest.MonkeyPatch) -> Iterator[Issuer]:
-    with running_issuer() as running:
-        monkeypatch.setenv("CALLER_AUTH", "jwt")
-        monkeypatch.setenv("OIDC_ISSUER", ISSUER)
-        monkeypatch.setenv("OIDC_AUDIENCE", AUDIENCE)
-        monkeypatch.setenv("OIDC_JWKS_URL", running.url)
-        auth._jwks_by_url.clear()
-        yield running
-        auth._jwks_by_url.clear()
 
 
 def bearer(token: str) -> dict[str, str]:

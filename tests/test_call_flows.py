@@ -16,7 +16,7 @@ from api.app_routes import inbox
 from api.twilio_routes import flow_step, incoming_call, incoming_sms
 from tests.support.func_requests import problem, request, run_twiml, signed
 from tests.support.settings import MESSAGES_URL
-from tests.support.twilio_api import twilio_message
+from tests.support.twilio_api import RECORDING, twilio_message
 
 DECL = '<?xml version="1.0" encoding="UTF-8"?>'
 BASE = "https://ahoy.example.net"
@@ -250,15 +250,6 @@ def test_any_parameters_give_well_formed_twiml_that_never_dials_a_refused_number
 
 
 # --- voicemail, inbound calls and SMS, the inbox -------------------------------------------
-
-
-RECORDING = [
-    ("CallSid", "CA" + "1" * 32),
-    ("From", "+14155550177"),
-    ("To", "+14155550100"),
-    ("RecordingSid", "RE" + "2" * 32),
-    ("RecordingUrl", "https://api.twilio.com/recordings/RE" + "2" * 32),
-]
 
 
 def admin_inbox(page_size: int = 50, continuation: str | None = None) -> dict[str, Any]:

@@ -8,7 +8,6 @@ import base64
 import logging
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import azure.functions as func
@@ -28,7 +27,7 @@ from api.settings import Settings, get_settings
 from api.twilio_routes import flow_step, status
 from api.twilio_service import get_twilio_service
 from tests.support.func_requests import problem, request, run_twiml, signed
-from tests.support.jwks_server import AUDIENCE, ISSUER, Issuer, running_issuer
+from tests.support.jwks_server import Issuer
 from tests.support.settings import ACCOUNT_SID, BASE_SETTINGS
 
 APOLOGY = "Sorry, this call cannot be completed."
@@ -129,18 +128,6 @@ def test_website_auth_enabled_is_trusted_only_as_documented(
     monkeypatch.setenv("WEBSITE_AUTH_ENABLED", enabled)
     with pytest.raises(NotAuthenticated):
         authenticate(request("GET", "/", caller="forged"))
-
-
-@pytest.fixture
-def issuer(monkeypatch: pytest.MonkeyPatch) -> Iterator[Issuer]:
-    with running_issuer() as running:
-        monkeypatch.setenv("CALLER_AUTH", "jwt")
-        monkeypatch.setenv("OIDC_ISSUER", ISSUER)
-        monkeypatch.setenv("OIDC_AUDIENCE", AUDIENCE)
-        monkeypatch.setenv("OIDC_JWKS_URL", running.url)
-        auth._jwks_by_url.clear()
-        yield running
-        auth._jwks_by_url.clear()
 
 
 @pytest.mark.parametrize("subject", ["", "   "])

@@ -15,17 +15,10 @@ from api.storage import table
 from api.twilio_routes import flow_step, incoming_call, incoming_sms
 from tests.support.func_requests import signed
 from tests.support.settings import MESSAGES_URL
-from tests.support.twilio_api import twilio_message
+from tests.support.twilio_api import RECORDING, twilio_message
 
 pytestmark = pytest.mark.usefixtures("storage")
 REPLY = "<Message>Thanks, we got it.</Message>"
-RECORDING = [
-    ("CallSid", "CA" + "1" * 32),
-    ("From", "+14155550177"),
-    ("To", "+14155550100"),
-    ("RecordingSid", "RE" + "2" * 32),
-    ("RecordingUrl", "https://api.twilio.com/recordings/RE" + "2" * 32),
-]
 
 
 def items() -> list[dict[str, object]]:

@@ -45,3 +45,13 @@ def twilio_error(status: int, code: int, message: str = "refused") -> dict[str, 
         "more_info": f"https://www.twilio.com/docs/errors/{code}",
         "status": status,
     }
+
+
+# The form of a <Record> action callback: a voicemail of CallSid CA11… from +14155550177.
+RECORDING = [
+    ("CallSid", "CA" + "1" * 32),
+    ("From", "+14155550177"),
+    ("To", "+14155550100"),
+    ("RecordingSid", "RE" + "2" * 32),
+    ("RecordingUrl", "https://api.twilio.com/recordings/RE" + "2" * 32),
+]
