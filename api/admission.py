@@ -30,9 +30,10 @@ def admit(
     A send the limits refuse stays in the ledger as `refused`, its key released.
     """
     record: Callable[[], Claim | None] = claim or (lambda: ledger.insert(row))
-    results = at_once([record, lambda: limits.consume(row.caller, row.to, settings)])
-    recorded = cast("Claim | AhoyError | None", results[0])
-    limited = cast("list[limits.Window] | AhoyError", results[1])
+    # consume uses at_once itself: it goes first, in this thread (see at_once).
+    results = at_once([lambda: limits.consume(row.caller, row.to, settings), record])
+    limited = cast("list[limits.Window] | AhoyError", results[0])
+    recorded = cast("Claim | AhoyError | None", results[1])
     taken = limited if isinstance(limited, list) else []
     if isinstance(recorded, AhoyError) or (recorded is not None and not recorded.owned):
         limits.give_back(taken)

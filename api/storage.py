@@ -121,7 +121,12 @@ _pool: ThreadPoolExecutor | None = None
 
 def at_once(calls: list[Callable[[], T]]) -> list[T | AhoyError]:
     """Run storage calls concurrently (one round trip for all); each one's result, or the
-    AhoyError it raised. Anything else it raised is raised here."""
+    AhoyError it raised. Anything else it raised is raised here.
+
+    The first call runs in this thread, the others on the pool. A call that itself uses
+    `at_once` must come first: pool threads then never wait for the pool, which could
+    otherwise fill up with waiters and deadlock.
+    """
     global _pool
     with _pool_lock:
         if _pool is None:
@@ -134,9 +139,9 @@ def at_once(calls: list[Callable[[], T]]) -> list[T | AhoyError]:
         except AhoyError as error:
             return error
 
-    if len(calls) == 1:
-        return [attempt(calls[0])]
-    return list(pool.map(attempt, calls))
+    others = [pool.submit(attempt, call) for call in calls[1:]]
+    first = attempt(calls[0])
+    return [first, *(future.result() for future in others)]
 
 
 def table(name: str) -> TableClient:

@@ -108,3 +108,22 @@ def test_limits_hold_under_concurrency(
         thread.join()
     assert sorted(statuses) == [201] * 5 + [429] * 15
     assert len(twilio_ok.calls) == 5
+
+
+def test_more_concurrent_sends_than_storage_threads_never_deadlock(
+    twilio_ok: responses.RequestsMock,
+) -> None:
+    """Each send takes its limits on the storage pool while holding a thread: 80 at once."""
+    barrier = threading.Barrier(80)
+    statuses: list[int] = []
+
+    def app(i: int) -> None:
+        barrier.wait()
+        statuses.append(post(to=f"+1415556{i:04d}", caller=f"many-{i}").status_code)
+
+    threads = [threading.Thread(target=app, args=(i,), daemon=True) for i in range(80)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert statuses.count(201) == 80
