@@ -139,6 +139,8 @@ def at_once(calls: list[Callable[[], T]]) -> list[T | AhoyError]:
         except AhoyError as error:
             return error
 
+    if not calls:
+        return []
     others = [pool.submit(attempt, call) for call in calls[1:]]
     first = attempt(calls[0])
     return [first, *(future.result() for future in others)]
