@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from api.settings import Settings
@@ -28,17 +27,9 @@ _PRIVATE_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home.arpa", 
 _PRIVATE_NAMES = {"localhost", "local", "internal", "lan", "home.arpa"}
 
 
-@dataclass(frozen=True)
-class FetchUrl:
-    """An https URL as a fetcher reads it: its canonical host and its path."""
-
-    host: str
-    path: str
-    is_ip: bool
-
-
-def read(url: str) -> FetchUrl | None:
-    """`url` as Twilio would fetch it, or None if it is not https or could be read two ways."""
+def fetched_host(url: str) -> str | None:
+    """The canonical host Twilio would fetch `url` from; None if it is not https or could be
+    read two ways."""
     import ada_url
 
     if _AMBIGUOUS.search(url) or not url.lower().startswith("https://"):
@@ -56,7 +47,7 @@ def read(url: str) -> FetchUrl | None:
         return None
     if not host or _canonical_ip(python_host.lower()) != _canonical_ip(host):
         return None  # the two readings name different hosts
-    return FetchUrl(host, parsed.pathname, is_ip=host.startswith("[") or _is_ipv4(host))
+    return host
 
 
 def is_allowed_twiml_url(url: str, settings: Settings, *, own_twiml: bool = False) -> bool:
@@ -66,19 +57,17 @@ def is_allowed_twiml_url(url: str, settings: Settings, *, own_twiml: bool = Fals
     own_flows = settings.public_base_url + OWN_TWIML_PATH
     if own_twiml and (url == own_flows or url.startswith(own_flows + "?")):
         return True
-    fetched = read(url)
-    if fetched is None:
-        return False
+    host = fetched_host(url)
     own_host = (urlsplit(settings.public_base_url).hostname or "").lower().removesuffix(".")
-    return fetched.host != own_host and fetched.host in settings.allowed_twiml_hosts
+    return host is not None and host != own_host and host in settings.allowed_twiml_hosts
 
 
 def is_public_https_url(url: str) -> bool:
     """True if `url` is https on a public DNS name (media Twilio fetches for the app)."""
-    fetched = read(url)
-    if fetched is None or fetched.is_ip or "." not in fetched.host:
-        return False
-    return fetched.host not in _PRIVATE_NAMES and not fetched.host.endswith(_PRIVATE_SUFFIXES)
+    host = fetched_host(url)
+    if host is None or host.startswith("[") or _is_ipv4(host) or "." not in host:
+        return False  # an IP address in any spelling (ada writes IPv4 as dotted decimal)
+    return host not in _PRIVATE_NAMES and not host.endswith(_PRIVATE_SUFFIXES)
 
 
 def _is_ipv4(host: str) -> bool:

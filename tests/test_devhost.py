@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import MutableMapping
-from typing import Any
 
 import azure.functions as func
 import pytest
 
 from devhost.host import FunctionHost, Keys
+from tests.support.asgi import asgi_request
 
 
 def tiny_app() -> func.FunctionApp:
@@ -34,29 +32,7 @@ def tiny_app() -> func.FunctionApp:
 
 
 def call(host: FunctionHost, path: str, query: str = "") -> tuple[int, dict[str, str], bytes]:
-    sent: list[MutableMapping[str, Any]] = []
-    scope = {
-        "type": "http",
-        "method": "GET",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query.encode(),
-        "headers": [(b"host", b"127.0.0.1:7071")],
-        "server": ("127.0.0.1", 7071),
-        "scheme": "http",
-    }
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: MutableMapping[str, Any]) -> None:
-        sent.append(message)
-
-    asyncio.run(host(scope, receive, send))
-    start, body = sent
-    headers = [(k.decode(), v.decode()) for k, v in start["headers"]]
-    assert len({k for k, _ in headers}) == len(headers), "a header was sent twice"
-    return start["status"], dict(headers), body["body"]
+    return asgi_request(host, "GET", path, query=query)
 
 
 @pytest.fixture

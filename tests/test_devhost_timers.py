@@ -12,6 +12,7 @@ import azure.functions as func
 import pytest
 
 from devhost.host import FunctionHost, Keys, timer_functions
+from tests.support.asgi import asgi_request
 
 KEYS = Keys(function="function-key-0123456789", master="master-key-0123456789")
 
@@ -30,29 +31,10 @@ def timer_app(
 
 
 def admin_post(host: FunctionHost, path: str, key: str | None) -> int:
-    sent: list[MutableMapping[str, Any]] = []
-    headers = [(b"host", b"127.0.0.1:7071"), (b"content-type", b"application/json")]
+    headers = {"content-type": "application/json"}
     if key is not None:
-        headers.append((b"x-functions-key", key.encode()))
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "headers": headers,
-        "server": ("127.0.0.1", 7071),
-        "scheme": "http",
-    }
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b'{"input": ""}', "more_body": False}
-
-    async def send(message: MutableMapping[str, Any]) -> None:
-        sent.append(message)
-
-    asyncio.run(host(scope, receive, send))
-    return int(sent[0]["status"])
+        headers["x-functions-key"] = key
+    return asgi_request(host, "POST", path, headers=headers, body=b'{"input": ""}')[0]
 
 
 def test_ncrontab_has_six_fields_seconds_first() -> None:
