@@ -1,7 +1,8 @@
 """Admission: what every send passes before Twilio may be asked, makeCall, sendSms or /api/voice.
 
-The ledger row (nothing is sent unrecorded) and the send taken from the limits, at once: one
-round trip. A send the limits refuse stays in the ledger as `refused`.
+The ledger row (nothing is sent unrecorded), with the Idempotency-Key claim when there is
+one, and the send taken from the limits, at once: one round trip. A send that is stopped here
+(a limit, or storage failing) leaves nothing behind: no row, no claim, no count.
 """
 
 from __future__ import annotations
@@ -11,39 +12,49 @@ from collections.abc import Callable
 from typing import cast
 
 from api import idempotency, ledger, limits
-from api.errors import AhoyError
+from api.errors import AhoyError, StorageUnavailable
 from api.idempotency import Claim
 from api.phone import mask
 from api.settings import Settings
-from api.storage import at_once
+from api.storage import at_once, keep_trying
 
 log = logging.getLogger("ahoy.admission")
 
 
-def admit(
-    row: ledger.Row, settings: Settings, claim: Callable[[], Claim] | None = None
-) -> Claim | None:
-    """Record `row` (with its Idempotency-Key claim, when `claim` is given) and take the send
-    from the limits, both at once; RateLimited / ServiceUnavailable if a limit is full.
+def admit(row: ledger.Row, settings: Settings, key: idempotency.Key | None = None) -> Claim | None:
+    """Record `row` (with the claim of `key`, when given) and take the send from the limits,
+    both at once; RateLimited / ServiceUnavailable if a limit is full.
 
     A key an earlier request holds wins: the limits are given back and its Claim returned.
-    A send the limits refuse stays in the ledger as `refused`, its key released.
     """
-    record: Callable[[], Claim | None] = claim or (lambda: ledger.insert(row))
+    record: Callable[[], Claim | None] = (
+        (lambda: idempotency.claim(key, row)) if key else (lambda: ledger.insert(row))
+    )
     # consume uses at_once itself: it goes first, in this thread (see at_once).
     results = at_once([lambda: limits.consume(row.caller, row.to, settings), record])
     limited = cast("list[limits.Window] | AhoyError", results[0])
     recorded = cast("Claim | AhoyError | None", results[1])
     taken = limited if isinstance(limited, list) else []
     if isinstance(recorded, AhoyError) or (recorded is not None and not recorded.owned):
-        limits.give_back(taken)
+        keep_trying(lambda: limits.give_back(taken), "giving back the limits")
+        if isinstance(recorded, StorageUnavailable):  # the write may have landed all the same
+            unconfirmed = Claim(key.partition, key.row, row.ref, owned=True) if key else None
+            keep_trying(lambda: withdraw(row, unconfirmed, key), f"withdrawing send {row.ref}")
         if isinstance(recorded, AhoyError):
             raise recorded
         return recorded
     if isinstance(limited, AhoyError):
-        ledger.set_state(row.ref, "refused")
-        if recorded is not None:
-            idempotency.release(recorded)
+        keep_trying(lambda: withdraw(row, recorded), f"withdrawing send {row.ref}")
         log.info("%s to %s refused: %s", row.kind, mask(row.to), limited.slug)
         raise limited
     return recorded
+
+
+def withdraw(row: ledger.Row, held: Claim | None, key: idempotency.Key | None = None) -> None:
+    """Delete what admission wrote for a send that never reaches Twilio: its row and its key
+    claim, together. A claim not known to have landed (no ETag) is looked up by `key` first."""
+    if held is not None and held.etag is None and key is not None:
+        held = idempotency.find(key, row.ref)
+        if held is None:
+            return  # the claim and the row are written together: neither landed
+    ledger.delete(row.ref, [idempotency.release_operation(held)] if held else [])

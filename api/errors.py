@@ -20,6 +20,7 @@ Hierarchy (status in brackets):
         ├── UpstreamError          [502]  Twilio answered with something we cannot pass on
         │   └── UpstreamUnreachable [502]  never reached Twilio: nothing was sent
         ├── ServiceUnavailable     [503]  with Retry-After
+        │   └── StorageUnavailable [503]  table storage cannot be reached or fails
         └── UpstreamTimeout        [504]
 
 Any error may carry `retry_after` (seconds): the problem document then has a Retry-After.
@@ -144,6 +145,10 @@ class UpstreamUnreachable(UpstreamError):
 
 class ServiceUnavailable(ServerError):
     status, slug, title = 503, "service-unavailable", "Service unavailable"
+
+
+class StorageUnavailable(ServiceUnavailable):
+    """Table storage failed: what was being written may or may not have landed."""
 
 
 class UpstreamTimeout(ServerError):

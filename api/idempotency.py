@@ -35,14 +35,36 @@ _KEY_SHAPE = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
 @dataclass(frozen=True)
+class Key:
+    """An Idempotency-Key as one request uses it: whose, which, for what body, for how long."""
+
+    caller: str
+    value: str
+    print_: str  # the request's fingerprint
+    ttl_hours: int
+
+    @property
+    def partition(self) -> str:
+        return ledger.caller_partition(self.caller)
+
+    @property
+    def row(self) -> str:
+        return KEY + key_of(f"{self.caller}\n{self.value}")
+
+
+@dataclass(frozen=True)
 class Claim:
-    """Who holds a key: this request (`owned`), or an earlier one with ledger row `ref`."""
+    """Who holds a key: this request (`owned`), or an earlier one with ledger row `ref`.
+
+    `etag` is the stored claim's, when this request wrote it and knows it landed.
+    """
 
     partition: str
     row: str
     ref: str
     owned: bool
     stored: Answer | None = None
+    etag: str | None = None
 
 
 def check_key(key: str) -> str:
@@ -57,17 +79,16 @@ def fingerprint(kind: str, canonical_body: str) -> str:
     return hashlib.sha256(f"{kind}\n{canonical_body}".encode()).hexdigest()
 
 
-def claim(caller: str, key: str, *, print_: str, ttl_hours: int, row: ledger.Row) -> Claim:
+def claim(key: Key, row: ledger.Row) -> Claim:
     """Claim `key` and write the send's ledger `row` with it, or say who holds the key.
 
     Raises ValidationFailed (422) when the key was used with another request body.
     """
-    partition, row_key = ledger.caller_partition(caller), KEY + key_of(f"{caller}\n{key}")
     keys = table(TABLE)
     entity = {
-        "PartitionKey": partition,
-        "RowKey": row_key,
-        "Fingerprint": print_,
+        "PartitionKey": key.partition,
+        "RowKey": key.row,
+        "Fingerprint": key.print_,
         "Ref": row.ref,
         "Created": clock.now(),
         "Status": 0,
@@ -81,24 +102,52 @@ def claim(caller: str, key: str, *, print_: str, ttl_hours: int, row: ledger.Row
                     [("create", entity), ledger.insert_operation(row)]
                 )
             row.etag = written[1].get("etag")
-            return Claim(partition, row_key, row.ref, owned=True)
+            return Claim(key.partition, key.row, row.ref, owned=True, etag=written[0].get("etag"))
         except TableTransactionError as failed:
             if (failed.status_code, failed.index) != (409, 0):
                 raise
         with storage_errors():
             try:
-                existing = keys.get_entity(partition, row_key)
+                existing = keys.get_entity(key.partition, key.row)
             except ResourceNotFoundError:
                 continue  # released in between: try to claim again
-            if existing["Created"] + timedelta(hours=ttl_hours) < clock.now():
-                _delete(partition, row_key, existing.metadata["etag"])
+            if existing["Ref"] == row.ref:
+                # Ours: the write landed, its answer was lost and the SDK sent it again.
+                row.etag = keys.get_entity(key.partition, ledger.SEND + row.ref).metadata["etag"]
+                return Claim(
+                    key.partition, key.row, row.ref, owned=True, etag=existing.metadata["etag"]
+                )
+            if existing["Created"] + timedelta(hours=key.ttl_hours) < clock.now():
+                _delete(key.partition, key.row, existing.metadata["etag"])
                 continue
-        if existing["Fingerprint"] != print_:
+        if existing["Fingerprint"] != key.print_:
             raise ValidationFailed(
                 [FieldError("Idempotency-Key", "was already used with a different request body")]
             )
-        return Claim(partition, row_key, existing["Ref"], owned=False, stored=_stored(existing))
+        return Claim(key.partition, key.row, existing["Ref"], owned=False, stored=_stored(existing))
     raise ResourceModifiedError("idempotency key kept changing")
+
+
+def find(key: Key, ref: str) -> Claim | None:
+    """The stored claim of `key` if send `ref` holds it (with its ETag), else None."""
+    with storage_errors():
+        try:
+            existing = table(TABLE).get_entity(key.partition, key.row)
+        except ResourceNotFoundError:
+            return None
+    if existing["Ref"] != ref:
+        return None
+    return Claim(key.partition, key.row, ref, owned=True, etag=existing.metadata["etag"])
+
+
+def release_operation(held: Claim) -> ledger.Operation:
+    """The transaction step that gives the key back, if this request's claim is still there."""
+    from azure.core import MatchConditions
+
+    entity = {"PartitionKey": held.partition, "RowKey": held.row}
+    if held.etag is None:
+        return ("delete", entity)
+    return ("delete", entity, {"etag": held.etag, "match_condition": MatchConditions.IfNotModified})
 
 
 def complete_operation(held: Claim, answer: Answer) -> ledger.Operation:

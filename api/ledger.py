@@ -1,9 +1,10 @@
 """The ledger: one row per accepted send, written before Twilio is asked, kept up to date after.
 
 Row states: `pending` (written, Twilio not yet answered), `sent` (Twilio has a SID),
-`failed` (Twilio refused or was never reached), `unknown` (Twilio's answer never arrived),
-`refused` (a limit stopped it before Twilio). Status callbacks add Twilio's own statuses to
-`history` and move `status` forward only (they arrive retried and out of order).
+`failed` (Twilio refused or was never reached), `unknown` (Twilio's answer never arrived).
+A send that a limit or storage stopped before Twilio was asked leaves no row. Status
+callbacks add Twilio's own statuses to `history` and move `status` forward only (they arrive
+retried and out of order).
 
 Layout (table `ledger`): one partition per caller (the first 16 hex digits of a hash of the
 caller id), so that what must change together can change in one entity-group transaction:
@@ -19,6 +20,7 @@ import random
 import secrets
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -159,6 +161,24 @@ def insert(row: Row) -> None:
     row.etag = metadata.get("etag")
 
 
+def delete(ref: str, also: list[Operation] | None = None) -> None:
+    """Delete a send's row (with `also`, in one transaction); a row already gone is no error."""
+    steps: list[Operation] = [
+        ("delete", {"PartitionKey": partition_of(ref), "RowKey": SEND + ref}),
+        *(also or []),
+    ]
+    with storage_errors():
+        try:
+            table(TABLE).submit_transaction(steps)
+        except TableTransactionError as failed:
+            if failed.status_code not in (404, 412):
+                raise
+            # Part of it was already gone or not ours to delete: the rest, step by step.
+            for step in steps:
+                with suppress(TableTransactionError):
+                    table(TABLE).submit_transaction([step])
+
+
 def get(ref: str) -> Row | None:
     with storage_errors():
         try:
@@ -276,7 +296,7 @@ def record_status(
 
 
 def set_state(ref: str, state: str, error_code: int | None = None) -> None:
-    """Record how a send ended on Ahoy's side: refused, failed or unknown."""
+    """Record how a send ended on Ahoy's side: failed or unknown."""
 
     def change(row: Row) -> None:
         if row.state in ("pending", "unknown"):  # a callback may already have said "sent"

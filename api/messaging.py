@@ -33,6 +33,7 @@ from api.models import MakeCallRequest, Record, Resource, SendSmsRequest, Status
 from api.phone import DestinationPolicy, mask
 from api.problems import problem_for
 from api.settings import Settings, get_settings
+from api.storage import keep_trying
 from api.twilio_service import Created, get_twilio_service
 from api.urls import is_allowed_twiml_url
 
@@ -140,19 +141,11 @@ def _send(
     settings: Settings,
     create: Callable[[str], Created],
 ) -> Answer:
-    claim = None
+    used = None
     if key is not None:  # the claim and the ledger row are written together
-
-        def claim() -> idempotency.Claim:
-            return idempotency.claim(
-                row.caller,
-                key,
-                print_=idempotency.fingerprint(row.kind, canonical_body),
-                ttl_hours=settings.idempotency_ttl_hours,
-                row=row,
-            )
-
-    held = admit(row, settings, claim)
+        print_ = idempotency.fingerprint(row.kind, canonical_body)
+        used = idempotency.Key(row.caller, key, print_, settings.idempotency_ttl_hours)
+    held = admit(row, settings, used)
     if held is not None and not held.owned:
         return _settle_earlier(held)
     try:
@@ -176,22 +169,32 @@ def _send(
 
 
 def _record_failure(row: ledger.Row, held: idempotency.Claim | None, error: AhoyError) -> None:
+    """Record why the send failed. Storage failing too never hides Twilio's error from the
+    caller: what is left to write is written once storage is back."""
     if isinstance(error, UpstreamTimeout) or (
         isinstance(error, UpstreamError) and error.outcome_unknown
     ):
         # Twilio may have acted on it: keep the key held so a retry reconciles, never resends.
-        ledger.set_state(row.ref, "unknown", error.code)
+        keep_trying(lambda: ledger.set_state(row.ref, "unknown", error.code), "recording")
         log.warning("%s to %s: outcome unknown (%s)", row.kind, mask(row.to), error.slug)
     elif isinstance(error, ClientError) or (
         isinstance(error, UpstreamError) and not isinstance(error, UpstreamUnreachable)
     ):
         # Twilio refused it: final, and replayed as it is for the same key.
-        ledger.set_state(row.ref, "failed", error.code)
-        _complete(held, Answer.of_problem(problem_for(error)))
+        answer = Answer.of_problem(problem_for(error))
+
+        def refused() -> None:
+            ledger.set_state(row.ref, "failed", error.code)
+            _complete(held, answer)
+
+        keep_trying(refused, "recording a refusal")
     else:
         # Never sent (Twilio unreachable, rate limiting us, rejecting our credentials).
-        ledger.set_state(row.ref, "failed", error.code)
-        _release(held)
+        def never_sent() -> None:
+            ledger.set_state(row.ref, "failed", error.code)
+            _release(held)
+
+        keep_trying(never_sent, "releasing a key")
 
 
 def _settle_earlier(held: idempotency.Claim) -> Answer:
@@ -209,8 +212,7 @@ def _settle_earlier(held: idempotency.Claim) -> Answer:
         elif abandoned:
             # No request is working on it any more and Twilio has nothing like it: storage
             # failed before Twilio was asked. Free the key: the next retry sends.
-            ledger.set_state(row.ref, "failed")
-            idempotency.release(held)
+            ledger.delete(row.ref, [idempotency.release_operation(held)])
             raise Conflict(
                 "The first request with this Idempotency-Key never reached Twilio; the key is "
                 "free again. Retry now.",

@@ -135,7 +135,7 @@ class Record(BaseModel):
 
     sid: str
     status: str | None = Field(description="Twilio's latest status")
-    state: str = Field(description="pending, sent, failed, unknown or refused")
+    state: str = Field(description="pending, sent, failed or unknown")
     error_code: int | None
     to: str
     from_: Annotated[str | None, Field(alias="from")]

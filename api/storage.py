@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
@@ -26,7 +27,8 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, TableServiceClient, TableTransactionError
 
-from api.errors import AhoyError, ConfigurationError, ServiceUnavailable
+from api.errors import AhoyError, ConfigurationError, StorageUnavailable
+from api.logs import quiet_url_loggers
 from api.settings import STORAGE_SETTING, StorageAccess, get_settings
 
 if TYPE_CHECKING:
@@ -42,6 +44,7 @@ __all__ = [
     "Tables",
     "at_once",
     "get_tables",
+    "keep_trying",
     "key_of",
     "storage_errors",
     "table",
@@ -52,10 +55,7 @@ class Tables:
     """Ahoy's tables, named `<AHOY_TABLE_PREFIX><name>`."""
 
     def __init__(self, access: StorageAccess, prefix: str) -> None:
-        # The SDK logs every request and response at INFO: noise, and table keys.
-        logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(
-            logging.WARNING
-        )
+        quiet_url_loggers()
         options: dict[str, Any] = {
             "retry_total": 2,
             "retry_backoff_factor": 0.2,
@@ -114,6 +114,10 @@ def get_tables() -> Tables:
     return Tables(settings.storage, settings.table_prefix)
 
 
+# Less than the time after which a retry treats a pending send as abandoned
+# (messaging.IN_FLIGHT_LIMIT) and settles what is left itself.
+KEEP_TRYING_SECONDS = 90.0
+
 T = TypeVar("T")
 _pool_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
@@ -162,9 +166,7 @@ def storage_errors() -> Iterator[None]:
         if error.status_code is not None and error.status_code < 500:
             raise  # a conflict inside the transaction: the caller decides
         log.error("table storage failed (HTTP %s)", error.status_code)
-        raise ServiceUnavailable(
-            "Storage is unavailable; nothing was sent.", retry_after=5
-        ) from None
+        raise _unavailable() from None
     except HttpResponseError as error:
         if error.status_code in (401, 403):  # a wrong key, or an identity without its role
             log.error("table storage refused Ahoy's credentials (HTTP %s)", error.status_code)
@@ -174,14 +176,43 @@ def storage_errors() -> Iterator[None]:
         if error.status_code is not None and error.status_code < 500:
             raise
         log.error("table storage failed (HTTP %s)", error.status_code)
-        raise ServiceUnavailable(
-            "Storage is unavailable; nothing was sent.", retry_after=5
-        ) from None
+        raise _unavailable() from None
     except AzureError as error:
         log.error("table storage unreachable (%s)", type(error).__name__)
-        raise ServiceUnavailable(
-            "Storage is unavailable; nothing was sent.", retry_after=5
-        ) from None
+        raise _unavailable() from None
+
+
+def _unavailable() -> StorageUnavailable:
+    return StorageUnavailable("Storage is unavailable; nothing was sent.", retry_after=5)
+
+
+def keep_trying(work: Callable[[], object], what: str) -> None:
+    """Run `work` now; while storage is unavailable, again in the background until it is back
+    (for up to KEEP_TRYING_SECONDS), so that what a failed send holds is let go as soon as it
+    can be. Errors other than StorageUnavailable are raised (now) or logged (later)."""
+    try:
+        work()
+        return
+    except StorageUnavailable:
+        log.warning("storage unavailable: %s will be retried in the background", what)
+    threading.Thread(target=_keep_trying, args=(work, what), daemon=True).start()
+
+
+def _keep_trying(work: Callable[[], object], what: str) -> None:
+    deadline, pause = time.monotonic() + KEEP_TRYING_SECONDS, 0.1
+    while time.monotonic() < deadline:
+        time.sleep(pause)
+        try:
+            work()
+        except StorageUnavailable:
+            pause = min(pause * 2, 1.0)
+            continue
+        except AhoyError as failed:
+            log.error("%s failed once storage was back (%s)", what, failed.slug)
+            return
+        log.info("%s done once storage was back", what)
+        return
+    log.error("gave up on %s: storage still unavailable", what)
 
 
 def key_of(text: str) -> str:

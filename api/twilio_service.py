@@ -32,6 +32,7 @@ from api.errors import (
     UpstreamUnreachable,
     ValidationFailed,
 )
+from api.logs import quiet_url_loggers
 from api.settings import Settings, get_settings
 
 log = logging.getLogger("ahoy.twilio")
@@ -189,10 +190,7 @@ class _HttpClient(TwilioHttpClient):  # type: ignore[misc]  # twilio ships no ty
 
         quiet = logging.getLogger("ahoy.twilio.http")
         quiet.setLevel(logging.WARNING)
-        # urllib3 logs request lines and, on each retry, the path and query string (phone
-        # numbers, the account SID) at DEBUG and WARNING: only its errors get through.
-        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
-        logging.getLogger("urllib3.util.retry").setLevel(logging.ERROR)
+        quiet_url_loggers()
         super().__init__(timeout=READ_TIMEOUT_SECONDS, logger=quiet)
         # requests takes a (connect, read) pair; twilio's constructor check only takes a number.
         self.timeout = (CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS)

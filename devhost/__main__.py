@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
 import logging
 import os
@@ -10,9 +11,49 @@ import sys
 from pathlib import Path
 
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from devhost.host import FunctionHost, Keys, read_route_prefix
 from devhost.settings import BIND_VARIABLE, load_local_settings
+
+HEADER_TIMEOUT_VARIABLE = "DEVHOST_HEADER_TIMEOUT"  # seconds a request's headers may take
+
+
+class HeaderDeadline(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, with a deadline for each request's headers: a client that
+    connects and never finishes them (slowloris) is disconnected, not waited for forever."""
+
+    header_timeout = 10.0
+    _deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        if self.cycle is None or self.cycle.response_complete:
+            self._arm()  # the next request's headers are on their way
+        super().data_received(data)
+        if self.cycle is not None and not self.cycle.response_complete:
+            self._disarm()  # headers complete: the app has the request
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        if self._deadline is None:
+            self._deadline = self.loop.call_later(self.header_timeout, self._expire)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expire(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,8 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {','.join(sorted(route.methods)):<9} {route.template}  [{route.auth_level}]")
     if generated:
         print(f"devhost: function key (x-functions-key): {keys.function}", flush=True)
+    HeaderDeadline.header_timeout = float(os.environ.get(HEADER_TIMEOUT_VARIABLE) or 10)
     config = uvicorn.Config(
         host,
+        http=HeaderDeadline,
         host=args.host,
         port=args.port,
         lifespan="on",

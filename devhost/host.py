@@ -3,7 +3,8 @@
 It uses only the public azure-functions API (`get_functions()`, `get_trigger()`,
 `func.HttpRequest`, `func.HttpResponse`, `func.TimerRequest`) and answers as the Azure host
 does: an unmatched route or method is an empty 404, a missing or wrong key an empty 401, an
-unhandled exception an empty 500 (the traceback goes to the host's log only).
+unhandled exception an empty 500 (the traceback goes to the host's log only), a malformed
+`Host` header an empty 400.
 
 Timer triggers run on their NCRONTAB schedule (six fields, seconds first, UTC; parsed by
 croniter), once at start when `run_on_startup`; `POST /admin/functions/{name}` with the
@@ -39,6 +40,11 @@ Send = Callable[[Message], Awaitable[None]]
 
 MAX_REQUEST_BYTES = 100 * 1024 * 1024  # Azure's front end limit
 ADMIN_FUNCTIONS = "/admin/functions/"
+# A Host header as RFC 9110 has it: a name or address, and a port. Anything else (paths, user
+# info, spaces) would make the request's URL, and so Twilio's signature check, read otherwise.
+_HOST = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9.])?|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?"
+)
 _PARAM = re.compile(r"\{(\*?)([A-Za-z_][A-Za-z0-9_]*)(?::[^}?]+)?(\?)?\}")
 
 
@@ -316,6 +322,9 @@ class FunctionHost:
             return await self._admin_run(
                 scope, receive, send, scope["path"][len(ADMIN_FUNCTIONS) :]
             )
+        host = next((v for k, v in scope["headers"] if k == b"host"), None)
+        if host is not None and not _HOST.fullmatch(host.decode("latin-1")):
+            return await _empty(send, 400)
         route, route_params = self._find(scope["path"], method)
         if route is None:
             return await _empty(send, 404)

@@ -24,6 +24,10 @@ def tiny_app() -> func.FunctionApp:
             "<latest/>", headers={"Content-Type": "application/xml"}, mimetype="text/plain"
         )
 
+    @app.route(route="whereami", methods=["GET"])
+    def whereami(req: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse(req.url)
+
     @app.route(route="items/{id}", methods=["GET"])
     def item(req: func.HttpRequest) -> func.HttpResponse:
         return func.HttpResponse(f"item {req.route_params['id']}")
@@ -73,3 +77,31 @@ def test_no_access_log_writes_no_line_per_request(caplog: pytest.LogCaptureFixtu
     with caplog.at_level(logging.DEBUG, logger="devhost"):
         assert call(quiet, "/api/items/7")[0] == 200
     assert [r for r in caplog.records if r.name == "devhost"] == []
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "evil.example/api/twiml?x=",  # would move the path the app reads
+        "user@allowed.example",
+        "a b.example",
+        "example.org:port",
+        "example.org:123456",
+        "[::1",
+        "-lead.example",
+        "",
+    ],
+)
+def test_a_malformed_host_header_is_400_and_reaches_no_function(
+    host: FunctionHost, bad: str
+) -> None:
+    status, _, body = asgi_request(host, "GET", "/api/whereami", headers={"host": bad})
+    assert (status, body) == (400, b"")
+
+
+@pytest.mark.parametrize(
+    "good", ["localhost:7071", "127.0.0.1", "[::1]:7071", "abc-1.ngrok-free.app", "EXAMPLE.org."]
+)
+def test_a_well_formed_host_makes_the_request_url(host: FunctionHost, good: str) -> None:
+    status, _, body = asgi_request(host, "GET", "/api/whereami", headers={"host": good})
+    assert (status, body.decode()) == (200, f"http://{good}/api/whereami")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -203,3 +205,27 @@ def test_the_master_key_runs_the_retention_timer_now(host: str) -> None:
         url, json={"input": ""}, headers={"x-functions-key": MASTER_KEY}, timeout=30
     )
     assert ran.status_code == 202
+
+
+def test_half_sent_headers_are_cut_off_and_other_callers_still_served(devhost: DevHost) -> None:
+    """A client that never finishes its headers (slowloris) is disconnected after
+    DEVHOST_HEADER_TIMEOUT (2 s in the tests), however slowly it keeps sending."""
+    with socket.create_connection(("127.0.0.1", devhost.port), timeout=10) as slow:
+        started = time.monotonic()
+        slow.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        assert requests.get(f"{devhost.url}/api/health", timeout=5).status_code in (200, 503)
+        closed = False
+        while time.monotonic() - started < 8:
+            try:
+                slow.sendall(b"X-Drip: 1\r\n")  # a byte now and then never resets the clock
+                if slow.recv(1, socket.MSG_DONTWAIT) == b"":
+                    closed = True
+                    break
+            except BlockingIOError:
+                pass
+            except OSError:
+                closed = True
+                break
+            time.sleep(0.25)
+        assert closed, "the half-sent request held its connection"
+        assert 1.5 < time.monotonic() - started < 5

@@ -6,23 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from azure.functions.decorators.http import HttpTrigger
+from tests.support.functions import http_functions, indexed
 
-import function_app
-
-FUNCTIONS = function_app.app.get_functions()  # indexing may happen once per app, as in Azure
+FUNCTIONS = indexed()
 
 
 def test_http_functions_and_their_auth_levels() -> None:
-    routes = {}
-    for function in FUNCTIONS:
-        trigger = function.get_trigger()
-        if isinstance(trigger, HttpTrigger) and trigger.methods and trigger.auth_level:
-            routes[trigger.route] = (
-                function.get_function_name(),
-                sorted(str(m.value) for m in trigger.methods),
-                str(trigger.auth_level.value),
-            )
+    routes = {f.route: (f.name, f.methods, f.auth_level) for f in http_functions()}
     assert routes["sendSms"] == ("send_sms", ["POST"], "function")
     assert routes["makeCall"] == ("make_call", ["POST"], "function")
     assert routes["twiml"] == ("twiml", ["GET", "POST"], "anonymous")

@@ -5,6 +5,7 @@ requirements.txt alone into a clean venv, serving the same functions as the loca
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import venv
@@ -107,9 +108,13 @@ def test_the_unpacked_app_serves_the_same_functions_with_only_its_requirements(
 
 def test_pip_install_dot_installs_the_product_only(clean_venv: Path, tmp_path: Path) -> None:
     # As `azd restore` runs it; the build backend comes from PyPI (build isolation).
+    # From a copy: pip builds in the source tree (build/, ahoy.egg-info).
+    source = tmp_path / "source"
+    litter = (".venv*", ".git", "node_modules", ".azurite", "build", "*.egg-info", "__pycache__")
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*litter, "artifacts"))
     pip = [str(clean_venv), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     subprocess.run(
-        [*pip, "--no-deps", str(ROOT)],
+        [*pip, "--no-deps", str(source)],
         check=True,
         capture_output=True,
         cwd=tmp_path,

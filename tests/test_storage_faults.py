@@ -5,6 +5,7 @@ retry with the same key settles that one send, never a second."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -12,7 +13,9 @@ from typing import Any
 
 import azure.functions as func
 import pytest
+import requests
 import responses
+from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from api import clock, idempotency, ledger
 from api.app_routes import send_sms
@@ -20,6 +23,7 @@ from api.models import SendSmsRequest
 from tests.support.azurite import Azurite
 from tests.support.fleet import connection_string
 from tests.support.func_requests import problem, request
+from tests.support.polling import eventually
 from tests.support.settings import FROM_NUMBER, MESSAGES_URL, reset_caches
 from tests.support.storage_proxy import StorageProxy
 from tests.support.tables import ledger_rows
@@ -60,6 +64,27 @@ def later() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(clock, "now", lambda: moment)
         yield
+
+
+def retried_while_in_flight(key: str) -> func.HttpResponse | None:
+    """Retry as a client would while the key answers 409 (within a few seconds)."""
+
+    def attempt() -> func.HttpResponse | None:
+        answer = post(key)
+        return None if answer.status_code == 409 else answer
+
+    return eventually(attempt, timeout=5)  # type: ignore[no-any-return]
+
+
+def sent_to_twilio(mock: responses.RequestsMock) -> list[str]:
+    """The methods of the requests that reached Twilio (not the storage passed through)."""
+    return [str(c.request.method) for c in mock.calls if MESSAGES_URL in (c.request.url or "")]
+
+
+def twilio_accepts(mock: responses.RequestsMock) -> None:
+    mock.add_callback(
+        "POST", MESSAGES_URL, callback=lambda _: (201, {}, json.dumps(twilio_message()))
+    )
 
 
 def listed_by_twilio(mock: responses.RequestsMock) -> None:
@@ -122,7 +147,7 @@ def test_a_key_whose_send_never_reached_twilio_is_freed_once_abandoned(
     row = ledger.new_row("user-1", "sms", BODY["to"], FROM_NUMBER)
     canonical = SendSmsRequest.model_validate(BODY).model_dump_json(by_alias=True)
     print_ = idempotency.fingerprint("sms", canonical)
-    idempotency.claim("user-1", "stranded", print_=print_, ttl_hours=24, row=row)
+    idempotency.claim(idempotency.Key("user-1", "stranded", print_, 24), row)
     assert post("stranded").status_code == 409  # just now: it may still be in flight
     twilio_via_proxy.get(MESSAGES_URL, json={"messages": [], "next_page_uri": None})
     with later():
@@ -132,3 +157,103 @@ def test_a_key_whose_send_never_reached_twilio_is_freed_once_abandoned(
     sent = post("stranded")
     assert sent.status_code == 201
     assert [c.request.method for c in twilio_via_proxy.calls] == ["GET", "POST"]
+
+
+def test_a_claim_that_landed_but_whose_answer_was_lost_is_freed_once_storage_is_back(
+    proxy: StorageProxy, twilio_via_proxy: responses.RequestsMock
+) -> None:
+    twilio_accepts(twilio_via_proxy)
+    lost: list[str] = []
+
+    def lose_the_claims_answer(method: str, path: str, body: bytes) -> str | None:
+        if lost:
+            return "drop"  # and storage stays down
+        if b'"key-' in body:
+            lost.append(path)
+            return "lose"  # the claim and the row land; the answer never comes back
+        return None
+
+    proxy.rule = lose_the_claims_answer
+    first = post("lost-claim")
+    assert first.status_code == 503
+    assert "nothing was sent" in problem(first)["detail"]
+    assert lost
+
+    proxy.rule = None  # storage is back
+    settled = retried_while_in_flight("lost-claim")
+    assert settled is not None, "the key stayed held after storage came back"
+    assert settled.status_code == 201
+    assert sent_to_twilio(twilio_via_proxy) == ["POST"]
+    assert [(row.state, row.sid) for row in ledger_rows()] == [("sent", SID)]
+
+
+def test_storage_failing_between_the_claim_and_twilio_frees_the_key_once_it_is_back(
+    proxy: StorageProxy, twilio_via_proxy: responses.RequestsMock
+) -> None:
+    twilio_accepts(twilio_via_proxy)
+    claimed: list[str] = []
+
+    def fail_after_the_claim(method: str, path: str, body: bytes) -> str | None:
+        if claimed:
+            return "drop"
+        if b'"key-' in body:
+            claimed.append(path)
+            return None  # the claim lands and is answered
+        return "drop" if b"counters" in body or "counters" in path else None
+
+    proxy.rule = fail_after_the_claim
+    first = post("then-down")
+    assert first.status_code == 503
+    assert sent_to_twilio(twilio_via_proxy) == []
+    assert claimed
+
+    proxy.rule = None
+    settled = retried_while_in_flight("then-down")
+    assert settled is not None, "the key stayed held after storage came back"
+    assert settled.status_code == 201
+    assert sent_to_twilio(twilio_via_proxy) == ["POST"]
+    assert [row.state for row in ledger_rows()] == ["sent"]  # the first attempt left no row
+
+
+def test_twilio_unreachable_while_storage_fails_is_told_and_the_key_freed_once_it_is_back(
+    proxy: StorageProxy, twilio_via_proxy: responses.RequestsMock
+) -> None:
+    refused = MaxRetryError(None, "/", NewConnectionError(None, "refused"))  # type: ignore[arg-type]
+    attempts: list[int] = []
+
+    def unreachable_then_accepting(_: Any) -> tuple[int, dict[str, str], str]:
+        attempts.append(1)
+        if len(attempts) == 1:
+            proxy.cut()  # and storage fails at the same moment
+            raise requests.ConnectionError(refused)
+        return 201, {}, json.dumps(twilio_message())
+
+    twilio_via_proxy.add_callback("POST", MESSAGES_URL, callback=unreachable_then_accepting)
+    first = post("both-down")
+    assert first.status_code == 502  # Twilio's error, not storage's: nothing was sent
+    assert "nothing was sent" in problem(first)["detail"]
+
+    proxy.cut(False)
+    settled = retried_while_in_flight("both-down")
+    assert settled is not None, "the key stayed held after storage came back"
+    assert settled.status_code == 201
+    assert len(attempts) == 2
+    assert sorted(row.state for row in ledger_rows()) == ["failed", "sent"]
+
+
+def test_storage_retries_and_requests_log_no_url_table_key_or_number(
+    proxy: StorageProxy, twilio_via_proxy: responses.RequestsMock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """azure-core retries each failed storage request (and urllib3 under it logs request
+    lines): with everything at DEBUG, no record holds a storage path, a key or a number."""
+    caplog.set_level(logging.DEBUG)
+    twilio_accepts(twilio_via_proxy)
+    proxy.cut()
+    assert post("logged").status_code == 503
+    assert proxy.dropped >= 3  # the SDK retried
+    proxy.cut(False)
+    assert post("logged-again").status_code == 201
+    logged = "\n".join(f"{r.name}: {r.getMessage()}" for r in caplog.records)
+    assert "storage unreachable" in logged  # Ahoy's own line, with no detail
+    for secret in ("/devstoreaccount1", "$batch", "PartitionKey", "14155551234", "ahoy hoy"):
+        assert secret not in logged

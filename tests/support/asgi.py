@@ -20,14 +20,14 @@ def asgi_request(
 ) -> tuple[int, dict[str, str], bytes]:
     """Status, headers (each sent once) and body of `method path?query` served by `app`."""
     sent: list[MutableMapping[str, Any]] = []
+    given = {"host": "127.0.0.1:7071"}
     scope = {
         "type": "http",
         "method": method,
         "path": path,
         "raw_path": path.encode(),
         "query_string": query.encode(),
-        "headers": [(b"host", b"127.0.0.1:7071")]
-        + [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
+        "headers": [(k.encode(), v.encode()) for k, v in {**given, **(headers or {})}.items()],
         "server": ("127.0.0.1", 7071),
         "scheme": "http",
     }

@@ -92,4 +92,5 @@ def devhost_settings(standin: TwilioStandIn, azurite: Azurite) -> dict[str, str]
         "TWILIO_API_KEY_SID": API_KEY_SID,
         "TWILIO_API_KEY_SECRET": API_KEY_SECRET,
         "TWILIO_TWIML_APP_SID": TWIML_APP_SID,
+        "DEVHOST_HEADER_TIMEOUT": "2",  # short, so a test can see it pass
     }

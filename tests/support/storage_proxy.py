@@ -4,7 +4,8 @@ Each request waits `delay` seconds before it is forwarded (Azure Table Storage a
 few milliseconds, Azurite on loopback in a fraction of one), and is recorded with when it
 started and ended, so a bench can count a send's requests and how many of them overlapped.
 `cut()` makes storage fail at a chosen moment (connections reset) without touching Azurite,
-whose last writes a kill would lose.
+whose last writes a kill would lose; `rule` picks requests to fail one by one: "drop" (never
+forwarded) or "lose" (forwarded, so the write lands, but its answer is lost).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +39,8 @@ class StorageProxy:
     delay: float = 0.005
     exchanges: list[Exchange] = field(default_factory=list)
     cut_off: bool = False
+    rule: Callable[[str, str, bytes], str | None] | None = None  # (method, path, body)
+    dropped: int = 0  # requests that failed as dropped connections
 
     def __post_init__(self) -> None:
         self._loop = asyncio.new_event_loop()
@@ -78,7 +82,9 @@ class StorageProxy:
             started = time.monotonic()
             body = await request.read()
             await asyncio.sleep(self.delay)
-            if self.cut_off:
+            verdict = self.rule(request.method, request.path, body) if self.rule else None
+            if self.cut_off or verdict == "drop":
+                self.dropped += 1
                 assert request.transport is not None
                 request.transport.close()  # the client sees the connection drop
                 raise ConnectionResetError
@@ -99,6 +105,10 @@ class StorageProxy:
             self.exchanges.append(
                 Exchange(request.method, request.path, status, started, time.monotonic())
             )
+            if verdict == "lose":
+                assert request.transport is not None
+                request.transport.close()
+                raise ConnectionResetError
             return web.Response(status=status, body=payload, headers=out)
 
         async def main() -> None:
