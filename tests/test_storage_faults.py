@@ -257,3 +257,28 @@ def test_storage_retries_and_requests_log_no_url_table_key_or_number(
     assert "storage unreachable" in logged  # Ahoy's own line, with no detail
     for secret in ("/devstoreaccount1", "$batch", "PartitionKey", "14155551234", "ahoy hoy"):
         assert secret not in logged
+
+
+def test_a_claim_the_sdk_sent_again_after_its_answer_was_lost_is_recognised_as_ours(
+    proxy: StorageProxy, twilio_via_proxy: responses.RequestsMock
+) -> None:
+    """The transaction landed but was answered 503, and azure-core sent it again: the retry's
+    409 is the request's own claim, not an earlier request's."""
+    twilio_accepts(twilio_via_proxy)
+    lost: list[str] = []
+
+    def busy_once(method: str, path: str, body: bytes) -> str | None:
+        if b'"key-' in body and not lost:
+            lost.append(path)
+            return "busy-after"
+        return None
+
+    proxy.rule = busy_once
+    first = post("retried-by-sdk")
+    assert lost
+    assert first.status_code == 201  # not "409 still in flight" against itself
+    assert sent_to_twilio(twilio_via_proxy) == ["POST"]
+    assert [(row.state, row.sid) for row in ledger_rows()] == [("sent", SID)]
+    again = post("retried-by-sdk")
+    assert again.status_code == 201
+    assert again.headers.get("Idempotent-Replayed") == "true"

@@ -5,7 +5,8 @@ few milliseconds, Azurite on loopback in a fraction of one), and is recorded wit
 started and ended, so a bench can count a send's requests and how many of them overlapped.
 `cut()` makes storage fail at a chosen moment (connections reset) without touching Azurite,
 whose last writes a kill would lose; `rule` picks requests to fail one by one: "drop" (never
-forwarded) or "lose" (forwarded, so the write lands, but its answer is lost).
+forwarded), "lose" (forwarded, so the write lands, but its answer is lost) or "busy-after"
+(forwarded, then answered 503, which azure-core retries even for a POST).
 """
 
 from __future__ import annotations
@@ -109,6 +110,8 @@ class StorageProxy:
                 assert request.transport is not None
                 request.transport.close()
                 raise ConnectionResetError
+            if verdict == "busy-after":
+                return web.Response(status=503, body=b"Server busy")
             return web.Response(status=status, body=payload, headers=out)
 
         async def main() -> None:
