@@ -8,6 +8,7 @@ service client per process; each table is created on first use. Storage being do
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import logging
 import threading
@@ -118,6 +119,9 @@ def get_tables() -> Tables:
 # (messaging.IN_FLIGHT_LIMIT) and settles what is left itself.
 KEEP_TRYING_SECONDS = 90.0
 
+# The tables a background retry is bound to (see keep_trying); unset, the process's own.
+_bound: contextvars.ContextVar[Tables | None] = contextvars.ContextVar("tables", default=None)
+
 T = TypeVar("T")
 _pool_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
@@ -145,14 +149,14 @@ def at_once(calls: list[Callable[[], T]]) -> list[T | AhoyError]:
 
     if not calls:
         return []
-    others = [pool.submit(attempt, call) for call in calls[1:]]
+    others = [pool.submit(contextvars.copy_context().run, attempt, call) for call in calls[1:]]
     first = attempt(calls[0])
     return [first, *(future.result() for future in others)]
 
 
 def table(name: str) -> TableClient:
     """Ahoy's table `name` (created on first use) on the process's one service client."""
-    return get_tables()(name)
+    return (_bound.get() or get_tables())(name)
 
 
 @contextmanager
@@ -189,13 +193,16 @@ def _unavailable() -> StorageUnavailable:
 def keep_trying(work: Callable[[], object], what: str) -> None:
     """Run `work` now; while storage is unavailable, again in the background until it is back
     (for up to KEEP_TRYING_SECONDS), so that what a failed send holds is let go as soon as it
-    can be. Errors other than StorageUnavailable are raised (now) or logged (later)."""
+    can be. Errors other than StorageUnavailable are raised (now) or logged (later). The
+    background attempts use the tables of this moment, whatever the process uses later."""
     try:
         work()
         return
     except StorageUnavailable:
         log.warning("storage unavailable: %s will be retried in the background", what)
-    threading.Thread(target=_keep_trying, args=(work, what), daemon=True).start()
+    context = contextvars.copy_context()
+    context.run(_bound.set, get_tables())
+    threading.Thread(target=context.run, args=(_keep_trying, work, what), daemon=True).start()
 
 
 def _keep_trying(work: Callable[[], object], what: str) -> None:
