@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         auth_token=values.get("TWILIO_AUTH_TOKEN", ""),
         api_key_sid=values.get("TWILIO_API_KEY_SID") or None,
         api_key_secret=values.get("TWILIO_API_KEY_SECRET") or None,
+        numbers=frozenset({values.get("TWILIO_FROM_NUMBER") or "+15005550006", "+15005550006"}),
+        service_sender=values.get("TWILIO_FROM_NUMBER") or "+15005550006",
     )
     if not account.sid or not account.auth_token:
         print("sandbox: TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are needed", file=sys.stderr)

@@ -1,7 +1,9 @@
 """What the sandbox holds: the messages and calls created through its REST API.
 
-Resources are kept in memory (a sandbox is for one local run) and rendered in Twilio's JSON
-shapes: snake_case fields, RFC 2822 dates, `uri`.
+Resources are kept in memory (a sandbox is for one local run) and rendered exactly as Twilio's
+published description of the 2010-04-01 API has them: every property present (null when
+empty), no other, RFC 2822 dates. What only the outbox page shows (each resource's history and
+what a callee heard) is kept beside the resource and served by a sandbox-own endpoint.
 """
 
 from __future__ import annotations
@@ -14,6 +16,13 @@ from email.utils import format_datetime
 from typing import Any
 
 API_VERSION = "2010-04-01"
+
+# GSM 03.38: the basic set (one unit each) and its extension (an escape and the character).
+_GSM7 = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM7_EXTENSION = set("^{}\\[~]|€\f")
 
 
 def twilio_date(moment: datetime) -> str:
@@ -29,6 +38,20 @@ def now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
+def num_segments(body: str) -> int:
+    """How many SMS a body is sent as: GSM-7 (160, or 153 per part) when every character is
+    in the GSM-7 alphabet, else UCS-2 (70, or 67 per part, counted in UTF-16 units)."""
+    if all(c in _GSM7 or c in _GSM7_EXTENSION for c in body):
+        units, single, part = sum(2 if c in _GSM7_EXTENSION else 1 for c in body), 160, 153
+    else:
+        units, single, part = len(body.encode("utf-16-le")) // 2, 70, 67
+    return 1 if units <= single else -(-units // part)
+
+
+def _date(moment: datetime | None) -> str | None:
+    return twilio_date(moment) if moment is not None else None
+
+
 @dataclass
 class Message:
     sid: str
@@ -39,33 +62,46 @@ class Message:
     messaging_service_sid: str | None
     media_urls: list[str]
     status_callback: str | None
+    status_callback_method: str = "POST"
+    direction: str = "outbound-api"  # "outbound-call" when a <Message> in a call sent it
     status: str = "queued"
     error_code: int | None = None
+    error_message: str | None = None
     created: datetime = field(default_factory=now)
+    updated: datetime = field(default_factory=now)
+    sent: datetime | None = None
     history: list[dict[str, str]] = field(default_factory=list)
 
+    @property
+    def uri(self) -> str:
+        return f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{self.sid}.json"
+
     def to_json(self) -> dict[str, Any]:
+        base = self.uri.removesuffix(".json")
         return {
-            "sid": self.sid,
-            "account_sid": self.account_sid,
-            "api_version": API_VERSION,
             "body": self.body,
-            "date_created": twilio_date(self.created),
-            "date_updated": twilio_date(now()),
-            "date_sent": twilio_date(self.created) if self.status != "queued" else None,
-            "direction": "outbound-api",
-            "error_code": self.error_code,
-            "error_message": None,
+            "num_segments": str(num_segments(self.body)),
+            "direction": self.direction,
             "from": self.from_,
-            "messaging_service_sid": self.messaging_service_sid,
-            "num_media": str(len(self.media_urls)),
-            "num_segments": str(max(1, -(-len(self.body) // 160))),
-            "price": None,
-            "price_unit": "USD",
-            "status": self.status,
             "to": self.to,
-            "uri": f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{self.sid}.json",
-            "history": self.history,  # not Twilio's: the outbox page shows it
+            "date_updated": twilio_date(self.updated),
+            "price": None,
+            "error_message": self.error_message,
+            "uri": self.uri,
+            "account_sid": self.account_sid,
+            "num_media": str(len(self.media_urls)),
+            "status": self.status,
+            "messaging_service_sid": self.messaging_service_sid,
+            "sid": self.sid,
+            "date_sent": _date(self.sent),
+            "date_created": twilio_date(self.created),
+            "error_code": self.error_code,
+            "price_unit": "USD",
+            "api_version": API_VERSION,
+            "subresource_uris": {
+                "media": f"{base}/Media.json",
+                "feedback": f"{base}/Feedback.json",
+            },
         }
 
 
@@ -75,33 +111,89 @@ class Call:
     account_sid: str
     to: str
     from_: str
-    url: str
+    url: str | None
+    twiml: str | None
     method: str
     status_callback: str | None
+    status_callback_method: str
     status_callback_events: set[str]
     time_limit: int
+    parent_call_sid: str | None = None
+    direction: str = "outbound-api"
     status: str = "queued"
-    duration: int = 0
+    duration: int | None = None
+    paused: int = 0  # seconds of <Pause> played, counted into the duration
     created: datetime = field(default_factory=now)
+    updated: datetime = field(default_factory=now)
+    started: datetime | None = None
+    ended: datetime | None = None
     history: list[dict[str, str]] = field(default_factory=list)
     transcript: list[str] = field(default_factory=list)
+    # Set by UpdateCall while the call is live; the player acts on them at once.
+    redirect: tuple[str | None, str | None, str] | None = None  # (url, twiml, method)
+    hangup_requested: bool = False
+    interrupt: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def uri(self) -> str:
+        return f"/{API_VERSION}/Accounts/{self.account_sid}/Calls/{self.sid}.json"
+
+    @property
+    def live(self) -> bool:
+        return self.status in ("queued", "ringing", "in-progress")
 
     def to_json(self) -> dict[str, Any]:
+        base = self.uri.removesuffix(".json")
         return {
             "sid": self.sid,
-            "account_sid": self.account_sid,
-            "api_version": API_VERSION,
             "date_created": twilio_date(self.created),
-            "date_updated": twilio_date(now()),
-            "direction": "outbound-api",
-            "duration": str(self.duration) if self.status == "completed" else None,
-            "from": self.from_,
-            "status": self.status,
+            "date_updated": twilio_date(self.updated),
+            "parent_call_sid": self.parent_call_sid,
+            "account_sid": self.account_sid,
             "to": self.to,
-            "uri": f"/{API_VERSION}/Accounts/{self.account_sid}/Calls/{self.sid}.json",
-            "history": self.history,  # not Twilio's: the outbox page shows it
-            "transcript": self.transcript,  # what the callee heard
+            "to_formatted": self.to,
+            "from": self.from_,
+            "from_formatted": self.from_,
+            "phone_number_sid": None,
+            "status": self.status,
+            "start_time": _date(self.started),
+            "end_time": _date(self.ended),
+            "duration": str(self.duration) if self.duration is not None else None,
+            "price": None,
+            "price_unit": "USD",
+            "direction": self.direction,
+            "answered_by": None,
+            "api_version": API_VERSION,
+            "forwarded_from": None,
+            "group_sid": None,
+            "caller_name": None,
+            "queue_time": "0",
+            "trunk_sid": None,
+            "uri": self.uri,
+            "subresource_uris": {
+                name: f"{base}/{name.title().replace('_', '')}.json"
+                for name in (
+                    "feedback",
+                    "notifications",
+                    "recordings",
+                    "streams",
+                    "payments",
+                    "siprec",
+                    "events",
+                    "transcriptions",
+                    "user_defined_messages",
+                    "user_defined_message_subscriptions",
+                )
+            },
         }
+
+
+@dataclass(frozen=True)
+class Fate:
+    """How the next message or call to a number ends (set through /sandbox/fates)."""
+
+    status: str  # messages: undelivered, failed; calls: busy, no-answer, failed
+    error_code: int | None = None
 
 
 class Outbox:
@@ -112,6 +204,7 @@ class Outbox:
         self.messages: dict[str, Message] = {}
         self.calls: dict[str, Call] = {}
         self.key_presses: dict[str, list[str]] = {}  # per destination: what the callee presses
+        self.fates: dict[tuple[str, str], list[Fate]] = {}  # (kind, to): the next ones' ends
 
     def add_message(self, message: Message) -> None:
         with self.lock:
@@ -121,20 +214,43 @@ class Outbox:
     def add_call(self, call: Call) -> None:
         with self.lock:
             self.calls[call.sid] = call
+            call.history.append({"status": call.status, "at": twilio_date(now())})
 
-    def move(self, resource: Message | Call, status: str) -> None:
+    def move(self, resource: Message | Call, status: str, *, shown: bool = True) -> None:
+        """`resource` reaches `status`; `shown=False` for a step only callbacks tell (a
+        call's `initiated`, which its resource never shows)."""
         with self.lock:
-            resource.status = status
-            resource.history.append({"status": status, "at": twilio_date(now())})
+            moment = now()
+            if shown:
+                resource.status = status
+                resource.updated = moment
+            resource.history.append({"status": status, "at": twilio_date(moment)})
+
+    def touch(self, resource: Message | Call) -> None:
+        with self.lock:
+            resource.updated = now()
 
     def next_key_press(self, to: str) -> str | None:
         with self.lock:
             presses = self.key_presses.get(to)
             return presses.pop(0) if presses else None
 
+    def next_fate(self, kind: str, to: str) -> Fate | None:
+        with self.lock:
+            fates = self.fates.get((kind, to))
+            return fates.pop(0) if fates else None
+
     def snapshot(self) -> dict[str, list[dict[str, Any]]]:
+        """What the outbox page shows: each resource, its history and, for calls, what the
+        callee heard (sandbox-own: not in Twilio's resources)."""
         with self.lock:
             return {
-                "messages": [m.to_json() for m in reversed(list(self.messages.values()))],
-                "calls": [c.to_json() for c in reversed(list(self.calls.values()))],
+                "messages": [
+                    {**m.to_json(), "history": list(m.history)}
+                    for m in reversed(list(self.messages.values()))
+                ],
+                "calls": [
+                    {**c.to_json(), "history": list(c.history), "transcript": list(c.transcript)}
+                    for c in reversed(list(self.calls.values()))
+                ],
             }

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urljoin
 
-from sandbox.outbox import API_VERSION, Call, Message, Outbox, new_sid, twilio_date
+from sandbox.outbox import API_VERSION, Call, Message, Outbox, new_sid, now, twilio_date
 from sandbox.webhooks import NotLoopback, signed_request
 
 log = logging.getLogger("sandbox")
@@ -40,16 +40,40 @@ class ApplicationError(Exception):
 
 @dataclass
 class Next:
-    """The next TwiML document to fetch, and what to post with it."""
+    """The next TwiML document: fetched from `url` (with `params`), or given as `twiml`."""
 
     url: str
     method: str = "POST"
     params: dict[str, str] = field(default_factory=dict)
+    twiml: str | None = None
 
 
 @dataclass
 class Ended:
     status: str = "completed"
+
+
+class HungUp(Exception):
+    """UpdateCall ended the call (Status=completed or canceled)."""
+
+
+class Redirected(Exception):
+    """UpdateCall gave the live call a new document (Url or Twiml)."""
+
+    def __init__(self, step: Next) -> None:
+        super().__init__(step.url)
+        self.step = step
+
+
+# Twilio's delivery error codes a fate may carry (messages), with Twilio's error messages.
+MESSAGE_ERRORS = {
+    None: None,
+    30003: "Unreachable destination handset",
+    30005: "Unknown destination handset",
+    30006: "Landline or unreachable carrier",
+    30007: "Message filtered",
+    30008: "Unknown error",
+}
 
 
 @dataclass
@@ -59,60 +83,145 @@ class Player:
     auth_token: str
     origin: str  # the sandbox's own origin, for fake recording URLs
     step_seconds: float = 0.2
+    service_sender: str = "+15005550006"  # the number a Messaging Service sends from
     on_message: Callable[[Message], None] | None = None
 
     # --- messages ----------------------------------------------------------------------
 
     def deliver(self, message: Message) -> None:
-        """queued → sent → delivered, each change posted to the StatusCallback."""
-        for status in ("sent", "delivered"):
+        """(accepted →) queued → sending → sent → delivered, or the fate set for its number:
+        `failed` (never sent) or `undelivered` (sent, the carrier gave up), with its code.
+        Each change from `sent` on, and a failure, is posted to the StatusCallback."""
+        fate = self.outbox.next_fate("message", message.to)
+        if message.status == "accepted":  # a Messaging Service picks the sender
+            time.sleep(self.step_seconds / 2)
+            with self.outbox.lock:
+                message.from_ = self.service_sender
+            self.outbox.move(message, "queued")
+        if fate is not None and fate.status == "failed":
+            self._message_moves(message, ["failed"], fate.error_code)
+            return
+        time.sleep(self.step_seconds / 2)
+        self.outbox.move(message, "sending")
+        with self.outbox.lock:
+            message.sent = now()
+        ending = "delivered" if fate is None else fate.status
+        self._message_moves(message, ["sent", ending], fate.error_code if fate else None)
+
+    def _message_moves(self, message: Message, statuses: list[str], code: int | None) -> None:
+        for status in statuses:
             time.sleep(self.step_seconds)
+            failed = status in ("failed", "undelivered")
+            if failed:
+                with self.outbox.lock:
+                    message.error_code, message.error_message = code, MESSAGE_ERRORS.get(code)
             self.outbox.move(message, status)
             if message.status_callback:
-                self._post(
-                    message.status_callback,
-                    {
-                        "MessageSid": message.sid,
-                        "SmsSid": message.sid,
-                        "AccountSid": self.account_sid,
-                        "From": message.from_ or "",
-                        "To": message.to,
-                        "MessageStatus": status,
-                        "SmsStatus": status,
-                        "ApiVersion": API_VERSION,
-                    },
-                )
+                params = {
+                    "MessageSid": message.sid,
+                    "SmsSid": message.sid,
+                    "AccountSid": self.account_sid,
+                    "From": message.from_ or "",
+                    "To": message.to,
+                    "MessageStatus": status,
+                    "SmsStatus": status,
+                    "ApiVersion": API_VERSION,
+                }
+                if message.messaging_service_sid:
+                    params["MessagingServiceSid"] = message.messaging_service_sid
+                if failed and code:
+                    params["ErrorCode"] = str(code)
+                self._post(message.status_callback, params, message.status_callback_method)
 
     # --- calls -------------------------------------------------------------------------
 
     def run_call(self, call: Call) -> None:
-        started = time.monotonic()
+        """queued → (initiated: dialled, `start_time`) → ringing → in-progress → completed, or
+        the fate set for its number (`failed` once dialled, `busy` or `no-answer` after
+        ringing), or canceled/completed early by UpdateCall. Callbacks as StatusCallbackEvent
+        asks, `completed` always. `duration` counts from the answer, and is empty for calls
+        never answered."""
+        fate = self.outbox.next_fate("call", call.to)
         sequence = 0
-        for status, event in (("initiated", "initiated"), ("ringing", "ringing")):
-            time.sleep(self.step_seconds / 2)
-            self.outbox.move(call, status)
-            sequence = self._call_event(call, status, event, sequence)
-        self.outbox.move(call, "in-progress")
-        sequence = self._call_event(call, "in-progress", "answered", sequence)
-        outcome = self._converse(call)
-        call.duration = max(1, round(time.monotonic() - started + call.duration))
+        time.sleep(self.step_seconds / 2)
+        outcome = Ended("canceled")
+        if not call.hangup_requested:
+            with self.outbox.lock:
+                call.started = now()
+            self.outbox.move(call, "initiated", shown=False)  # a Call resource never shows it
+            sequence = self._call_event(call, "initiated", "initiated", sequence)
+            if fate is not None and fate.status == "failed":
+                outcome = Ended("failed")
+            else:
+                time.sleep(self.step_seconds / 2)
+                if not call.hangup_requested:
+                    self.outbox.move(call, "ringing")
+                    sequence = self._call_event(call, "ringing", "ringing", sequence)
+                    if fate is not None:
+                        outcome = Ended(fate.status)
+                    else:
+                        outcome, sequence = self._answer(call, sequence)
+        with self.outbox.lock:
+            call.ended = now() if call.started else None
+            if outcome.status != "completed":
+                call.duration = None
         self.outbox.move(call, outcome.status)
         self._call_event(call, outcome.status, "completed", sequence)
 
+    def _answer(self, call: Call, sequence: int) -> tuple[Ended, int]:
+        answered = time.monotonic()
+        self.outbox.move(call, "in-progress")
+        sequence = self._call_event(call, "in-progress", "answered", sequence)
+        outcome = self._converse(call)
+        with self.outbox.lock:
+            call.duration = max(1, round(time.monotonic() - answered + call.paused))
+        return outcome, sequence
+
     def _converse(self, call: Call) -> Ended:
-        step: Next | Ended = Next(call.url, call.method)
+        step: Next | Ended = Next(call.url or "", call.method, twiml=call.twiml)
         documents = 0
         try:
             while isinstance(step, Next):
                 documents += 1
                 if documents > MAX_DOCUMENTS:
                     raise ApplicationError(11100, f"more than {MAX_DOCUMENTS} TwiML documents")
-                step = self._play(call, self._fetch(call, step), step.url)
+                try:
+                    step = self._play(call, self._document(call, step), step.url)
+                except Redirected as redirected:
+                    call.transcript.append("Redirected by the REST API")
+                    step = redirected.step
+        except HungUp:
+            call.transcript.append("Hung up by the REST API")
+            return Ended("completed")
         except ApplicationError as error:
             call.transcript.append(f"Application error {error.code}: {error.reason}")
             call.transcript.append("Say: We are sorry, an application error has occurred. Goodbye.")
             return Ended("completed")
         return step
+
+    def _checkpoint(self, call: Call, seconds: float = 0) -> None:
+        """Wait `seconds` of call time (scaled by step_seconds), or until UpdateCall acts."""
+        if seconds:
+            call.interrupt.wait(seconds * self.step_seconds)
+        with self.outbox.lock:
+            call.interrupt.clear()
+            hangup, redirect, call.redirect = call.hangup_requested, call.redirect, None
+        if hangup:
+            raise HungUp
+        if redirect is not None:
+            url, twiml, method = redirect
+            raise Redirected(Next(url or "", method, twiml=twiml))
+
+    def _document(self, call: Call, step: Next) -> ET.Element:
+        if step.twiml is None:
+            return self._fetch(call, step)
+        try:
+            root = ET.fromstring(step.twiml)  # noqa: S314  # TwiML the app itself sent
+        except ET.ParseError:
+            raise ApplicationError(12100, "the Twiml parameter is not valid XML") from None
+        if root.tag != "Response":
+            raise ApplicationError(12100, f"the root element is <{root.tag}>, not <Response>")
+        return root
 
     def _fetch(self, call: Call, step: Next) -> ET.Element:
         params = {
@@ -148,6 +257,7 @@ class Player:
 
     def _play(self, call: Call, root: ET.Element, url: str) -> Next | Ended:
         for verb in root:
+            self._checkpoint(call)
             step = self._verb(call, verb, url)
             if isinstance(step, Next):
                 step.url = urljoin(url, step.url)  # Twilio resolves relative URLs like a browser
@@ -173,7 +283,8 @@ class Player:
         elif tag == "Pause":
             length = int(verb.get("length", "1"))
             call.transcript.append(f"Pause: {length} s")
-            call.duration += length
+            call.paused += length
+            self._checkpoint(call, length)  # a pause takes call time: UpdateCall may act
         elif tag == "Gather":
             for child in verb:
                 self._verb(call, child, url)
@@ -184,19 +295,21 @@ class Player:
             call.transcript.append(f"Gather: callee pressed {digits}")
             return Next(verb.get("action") or url, method, {"Digits": digits})
         elif tag == "Dial":
-            targets = [f"{c.tag} {(c.text or '').strip()}" for c in verb] or [f"Number {text}"]
+            targets = [(c.tag, (c.text or "").strip()) for c in verb] or [("Number", text)]
             caller_id = verb.get("callerId")
             call.transcript.append(
-                f"Dial: {', '.join(targets)}" + (f" (caller id {caller_id})" if caller_id else "")
+                f"Dial: {', '.join(f'{tag} {target}' for tag, target in targets)}"
+                + (f" (caller id {caller_id})" if caller_id else "")
             )
+            leg = self._child_call(call, targets[0][1], caller_id or call.from_)
             if verb.get("action"):
                 return Next(
                     verb.get("action", ""),
                     method,
                     {
                         "DialCallStatus": "completed",
-                        "DialCallSid": new_sid("CA"),
-                        "DialCallDuration": "5",
+                        "DialCallSid": leg.sid,
+                        "DialCallDuration": str(leg.duration),
                     },
                 )
         elif tag == "Record":
@@ -248,11 +361,38 @@ class Player:
                 messaging_service_sid=None,
                 media_urls=[],
                 status_callback=verb.get("statusCallback"),
+                direction="outbound-call",
             )
             self.outbox.add_message(message)
             if self.on_message is not None:
                 self.on_message(message)
         return None
+
+    def _child_call(self, parent: Call, to: str, from_: str) -> Call:
+        """The leg a <Dial> places: a call of its own, with `parent_call_sid` (ListCall's
+        ParentCallSid filter finds it)."""
+        moment = now()
+        child = Call(
+            sid=new_sid("CA"),
+            account_sid=self.account_sid,
+            to=to,
+            from_=from_,
+            url=None,
+            twiml=None,
+            method="POST",
+            status_callback=None,
+            status_callback_method="POST",
+            status_callback_events=set(),
+            time_limit=parent.time_limit,
+            parent_call_sid=parent.sid,
+            direction="outbound-dial",
+            status="completed",
+            duration=5,
+            started=moment,
+            ended=moment,
+        )
+        self.outbox.add_call(child)
+        return child
 
     def _call_event(self, call: Call, status: str, event: str, sequence: int) -> int:
         if call.status_callback and (event == "completed" or event in call.status_callback_events):
@@ -269,14 +409,14 @@ class Player:
                 "CallbackSource": "call-progress-events",
             }
             if event == "completed":
-                params["CallDuration"] = str(call.duration)
-            self._post(call.status_callback, params)
+                params["CallDuration"] = str(call.duration or 0)
+            self._post(call.status_callback, params, call.status_callback_method)
             return sequence + 1
         return sequence
 
-    def _post(self, url: str, params: dict[str, str]) -> None:
+    def _post(self, url: str, params: dict[str, str], method: str = "POST") -> None:
         try:
-            answer = signed_request(url, params, self.auth_token)
+            answer = signed_request(url, params, self.auth_token, method)
         except NotLoopback:
             log.warning("callback not sent: the sandbox only posts to loopback URLs")
             return

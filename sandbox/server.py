@@ -1,10 +1,16 @@
 """The sandbox's HTTP server: Twilio's REST API for messages and calls, and the outbox page.
 
-POST|GET /2010-04-01/Accounts/{AccountSid}/Messages.json, GET .../Messages/{Sid}.json
-POST|GET /2010-04-01/Accounts/{AccountSid}/Calls.json,    GET .../Calls/{Sid}.json
-GET  /                       the outbox page (refreshes itself)
-GET  /sandbox/outbox.json    what the page shows
-POST /sandbox/key-presses    {"to": "+1…", "digits": ["1", "2"]}: what that callee presses
+Twilio's (2010-04-01, as its published description has it; see sandbox/rest.py):
+  GET|POST        /2010-04-01/Accounts/{AccountSid}/Messages.json
+  GET|POST|DELETE /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json
+  GET|POST        /2010-04-01/Accounts/{AccountSid}/Calls.json
+  GET|POST|DELETE /2010-04-01/Accounts/{AccountSid}/Calls/{Sid}.json
+The sandbox's own:
+  GET  /                       the outbox page (refreshes itself)
+  GET  /sandbox/outbox.json    what the page shows: resources, their history, what callees heard
+  POST /sandbox/key-presses    {"to": "+1…", "digits": ["1", "2"]}: what that callee presses
+  POST /sandbox/fates          {"to": "+1…", "kind": "message"|"call", "status": …, "errorCode": …}:
+                               how the next message or call to that number ends
 """
 
 from __future__ import annotations
@@ -22,39 +28,37 @@ from importlib.resources import files
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from sandbox.outbox import API_VERSION, Call, Message, Outbox, new_sid
-from sandbox.player import Player
+from sandbox import rest
+from sandbox.outbox import API_VERSION, Call, Fate, Message, Outbox, new_sid
+from sandbox.player import MESSAGE_ERRORS, Player
+from sandbox.rest import ApiError, Form, one
 
 log = logging.getLogger("sandbox")
 
 _RESOURCE = re.compile(
-    rf"^/{API_VERSION}/Accounts/(?P<account>AC[0-9a-fA-F]{{32}})/"
-    r"(?P<kind>Messages|Calls)(?:/(?P<sid>(SM|MM|CA)[0-9a-f]{32}))?\.json$"
+    rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/"
+    r"(?P<kind>Messages|Calls)(?:/(?P<sid>[^/]+))?\.json$"
 )
-# Twilio's documented magic test numbers, as Twilio answers them.
-_BAD_TO = {
-    "+15005550001": (21211, "The 'To' number +15005550001 is not a valid phone number."),
-    "+15005550002": (21612, "The 'To' phone number is not currently reachable."),
-    "+15005550003": (
-        21408,
-        "Permission to send to the region indicated by the 'To' number is not enabled.",
-    ),
-    "+15005550004": (21610, "Attempt to send to unsubscribed recipient."),
-}
-_NOT_SMS_CAPABLE = {"+15005550009": (21614, "'To' number is not a valid mobile number.")}
-_BAD_FROM = {
-    "+15005550001": (21212, "The 'From' number +15005550001 is not a valid phone number."),
-}
+_SID = {"Messages": re.compile(r"^(SM|MM)[0-9a-f]{32}$"), "Calls": re.compile(r"^CA[0-9a-f]{32}$")}
+FATES = {"message": {"undelivered", "failed"}, "call": {"busy", "no-answer", "failed"}}
 
 
 @dataclass(frozen=True)
 class Account:
-    """Whose Twilio this sandbox plays: the credentials the app must present."""
+    """Whose Twilio this sandbox plays: the credentials the app must present, the numbers it
+    owns (a From it does not own is refused as Twilio refuses it), and the number its
+    Messaging Service sends from."""
 
     sid: str
     auth_token: str
     api_key_sid: str | None = None
     api_key_secret: str | None = None
+    numbers: frozenset[str] = frozenset({"+15005550006"})  # Twilio's valid test From
+    service_sender: str = "+15005550006"
+
+    @property
+    def owned(self) -> frozenset[str]:
+        return self.numbers | {self.service_sender}
 
     def admits(self, header: str | None) -> bool:
         scheme, _, encoded = (header or "").partition(" ")
@@ -74,20 +78,6 @@ class Account:
         )
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, code: int, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-    def body(self) -> dict[str, Any]:
-        return {
-            "code": self.code,
-            "message": self.message,
-            "more_info": f"https://www.twilio.com/docs/errors/{self.code}",
-            "status": self.status,
-        }
-
-
 class Sandbox:
     """The running sandbox: server, outbox and player."""
 
@@ -105,6 +95,7 @@ class Sandbox:
             account.auth_token,
             origin=self.url,
             step_seconds=step_seconds,
+            service_sender=account.service_sender,
             on_message=self._start_delivery,
         )
         self.thread = threading.Thread(
@@ -125,76 +116,104 @@ class Sandbox:
 
     # --- REST --------------------------------------------------------------------------
 
-    def create_message(self, form: dict[str, list[str]]) -> Message:
-        to, from_ = _one(form, "To"), _one(form, "From")
-        service = _one(form, "MessagingServiceSid")
-        body, media = _one(form, "Body") or "", form.get("MediaUrl", [])
-        if not to:
-            raise ApiError(400, 21604, "A 'To' phone number is required.")
-        if not from_ and not service:
-            raise ApiError(400, 21603, "A 'From' phone number is required.")
-        if not body and not media:
-            raise ApiError(400, 21602, "Message body is required.")
-        if len(body) > 1600:
-            raise ApiError(
-                400, 21617, "The concatenated message body exceeds the 1600 character limit."
-            )
-        _check_numbers(to, from_, sms=True)
+    def create_message(self, form: Form) -> Message:
+        rest.check_message_request(form, self.account.owned)
+        service = one(form, "MessagingServiceSid")
+        from_ = one(form, "From") or None
+        media = form.get("MediaUrl", [])
         message = Message(
             sid=new_sid("MM" if media else "SM"),
             account_sid=self.account.sid,
-            to=to,
+            to=one(form, "To") or "",
             from_=from_,
-            body=body,
+            body=one(form, "Body") or "",
             messaging_service_sid=service,
             media_urls=media,
-            status_callback=_one(form, "StatusCallback"),
+            status_callback=one(form, "StatusCallback"),
+            status="accepted" if service and not from_ else "queued",
         )
         self.outbox.add_message(message)
         self._start_delivery(message)
         return message
 
-    def create_call(self, form: dict[str, list[str]]) -> Call:
-        to, from_, url = _one(form, "To"), _one(form, "From"), _one(form, "Url")
-        if not to:
-            raise ApiError(400, 21201, "No 'To' number is specified.")
-        if not from_:
-            raise ApiError(400, 21213, "No 'From' number is specified.")
-        if not url:
-            raise ApiError(400, 21205, "Url parameter is required.")
-        _check_numbers(to, from_, sms=False)
+    def update_message(self, message: Message, form: Form) -> Message:
+        body, status = one(form, "Body"), rest.choice(form, "Status", {"canceled"})
+        if status == "canceled":
+            raise ApiError(400, 30409, "Message is not scheduled and cannot be canceled.")
+        if body is not None:
+            if body != "":
+                raise ApiError(400, 20001, "Body may only be set to '' (to redact it).")
+            if message.status in ("accepted", "queued", "sending"):
+                raise ApiError(400, 20009, "Cannot redact a message that is being sent.")
+            with self.outbox.lock:
+                message.body = ""
+            self.outbox.touch(message)
+        return message
+
+    def delete_message(self, message: Message) -> None:
+        if message.status in ("accepted", "queued", "sending"):
+            raise ApiError(400, 20009, "Cannot delete message because it is still being sent.")
+        with self.outbox.lock:
+            del self.outbox.messages[message.sid]
+
+    def create_call(self, form: Form) -> Call:
+        rest.check_call_request(form, self.account.owned)
+        events = " ".join(form.get("StatusCallbackEvent", [])).split()
         call = Call(
             sid=new_sid("CA"),
             account_sid=self.account.sid,
-            to=to,
-            from_=from_,
-            url=url,
-            method=(_one(form, "Method") or "POST").upper(),
-            status_callback=_one(form, "StatusCallback"),
-            status_callback_events=set(form.get("StatusCallbackEvent", [])),
-            time_limit=int(_one(form, "TimeLimit") or 14_400),
+            to=one(form, "To") or "",
+            from_=one(form, "From") or "",
+            url=one(form, "Url") or None,
+            twiml=one(form, "Twiml") or None,
+            method=rest.method(form, "Method"),
+            status_callback=one(form, "StatusCallback"),
+            status_callback_method=rest.method(form, "StatusCallbackMethod"),
+            status_callback_events=set(events),
+            time_limit=rest.integer(form, "TimeLimit", 14_400),
         )
         self.outbox.add_call(call)
-        self.outbox.move(call, "queued")
         threading.Thread(target=self.player.run_call, args=(call,), daemon=True).start()
         return call
 
+    def update_call(self, call: Call, form: Form) -> Call:
+        status = rest.choice(form, "Status", {"canceled", "completed"})
+        url, twiml = one(form, "Url") or None, one(form, "Twiml") or None
+        call_method = rest.method(form, "Method")
+        rest.integer(form, "TimeLimit", 0)
+        if status is None and url is None and twiml is None:
+            return call  # nothing asked: Twilio answers the call as it is
+        with self.outbox.lock:
+            if not call.live:
+                raise ApiError(400, 21220, "Call is not in-progress. Cannot redirect.")
+            if status == "completed" or (status == "canceled" and call.status != "in-progress"):
+                call.hangup_requested = True
+            elif url is not None or twiml is not None:
+                call.redirect = (url, twiml, call_method)
+            if one(form, "StatusCallback"):
+                call.status_callback = one(form, "StatusCallback")
+                call.status_callback_method = rest.method(form, "StatusCallbackMethod")
+            call.interrupt.set()
+        return call
+
+    def delete_call(self, call: Call) -> None:
+        if call.live:
+            raise ApiError(400, 20009, "Cannot delete a call that is in progress.")
+        with self.outbox.lock:
+            del self.outbox.calls[call.sid]
+
+    def set_fate(self, data: dict[str, Any]) -> None:
+        kind, status, to = data.get("kind"), data.get("status"), data.get("to")
+        code = data.get("errorCode")
+        if kind not in FATES or status not in FATES[kind] or not isinstance(to, str):
+            raise ValueError("kind, status and to are needed; see the sandbox's docstring")
+        if kind == "message" and code not in MESSAGE_ERRORS:
+            raise ValueError(f"errorCode: one of {sorted(c for c in MESSAGE_ERRORS if c)}")
+        with self.outbox.lock:
+            self.outbox.fates.setdefault((kind, to), []).append(Fate(status, code))
+
     def _start_delivery(self, message: Message) -> None:
         threading.Thread(target=self.player.deliver, args=(message,), daemon=True).start()
-
-
-def _check_numbers(to: str, from_: str | None, *, sms: bool) -> None:
-    if from_ in _BAD_FROM:
-        raise ApiError(400, *_BAD_FROM[from_])
-    if to in _BAD_TO:
-        raise ApiError(400, *_BAD_TO[to])
-    if sms and to in _NOT_SMS_CAPABLE:
-        raise ApiError(400, *_NOT_SMS_CAPABLE[to])
-
-
-def _one(form: dict[str, list[str]], name: str) -> str | None:
-    values = form.get(name)
-    return values[0] if values else None
 
 
 def _handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
@@ -215,13 +234,28 @@ def _handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
                 self._rest("GET")
 
         def do_POST(self) -> None:
-            if urlsplit(self.path).path == "/sandbox/key-presses":
-                data = json.loads(self._body() or b"{}")
-                with sandbox.outbox.lock:
-                    sandbox.outbox.key_presses[str(data["to"])] = [str(d) for d in data["digits"]]
-                self._json(204, None)
+            path = urlsplit(self.path).path
+            if path in ("/sandbox/key-presses", "/sandbox/fates"):
+                self._own(path)
             else:
                 self._rest("POST")
+
+        def do_DELETE(self) -> None:
+            self._rest("DELETE")
+
+        def _own(self, path: str) -> None:
+            try:
+                data = json.loads(self._body() or b"{}")
+                if path == "/sandbox/fates":
+                    sandbox.set_fate(data)
+                else:
+                    digits = [str(d) for d in data["digits"]]
+                    with sandbox.outbox.lock:
+                        sandbox.outbox.key_presses[str(data["to"])] = digits
+            except (ValueError, KeyError, TypeError) as wrong:
+                self._json(400, {"message": str(wrong)})
+                return
+            self._json(204, None)
 
         def _rest(self, method: str) -> None:
             parts = urlsplit(self.path)
@@ -233,20 +267,37 @@ def _handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
                     match["account"] != sandbox.account.sid
                 ):
                     raise ApiError(401, 20003, "Authenticate")
-                self._json(*_route(sandbox, method, match, parts.query, self._body()))
+                body = self._body()
+                try:
+                    query = parse_qs(parts.query, keep_blank_values=True, errors="strict")
+                    form = parse_qs(body.decode(), keep_blank_values=True, errors="strict")
+                except UnicodeDecodeError:
+                    raise ApiError(400, 20001, "The request is not valid UTF-8.") from None
+                self._json(*_route(sandbox, method, match, parts.path, query, form))
             except ApiError as error:
-                self._json(error.status, error.body())
+                headers = {}
+                if error.status == 401:
+                    headers["WWW-Authenticate"] = 'Basic realm="Twilio API"'
+                self._json(error.status, error.body(), headers)
 
         def _body(self) -> bytes:
-            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            length = self.headers.get("Content-Length") or "0"
+            return self.rfile.read(int(length) if length.isdigit() else 0)
 
-        def _json(self, status: int, payload: object) -> None:
+        def _json(
+            self, status: int, payload: object, headers: dict[str, str] | None = None
+        ) -> None:
             body = b"" if payload is None else json.dumps(payload).encode()
-            self._send(status, body, "application/json")
+            self._send(status, body, "application/json", headers)
 
-        def _send(self, status: int, body: bytes, content_type: str) -> None:
+        def _send(
+            self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+        ) -> None:
             self.send_response(status)
-            self.send_header("Content-Type", content_type)
+            if status != 204:
+                self.send_header("Content-Type", content_type)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -258,28 +309,28 @@ def _handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
 
 
 def _route(
-    sandbox: Sandbox, method: str, match: re.Match[str], query: str, body: bytes
+    sandbox: Sandbox, method: str, match: re.Match[str], path: str, query: Form, form: Form
 ) -> tuple[int, object]:
     kind, sid = match["kind"], match["sid"]
-    store: dict[str, Any] = sandbox.outbox.messages if kind == "Messages" else sandbox.outbox.calls
-    if sid:
-        if method != "GET" or sid not in store:
-            raise ApiError(404, 20404, f"The requested resource {sid} was not found.")
-        return 200, store[sid].to_json()
-    if method == "POST":
-        form = parse_qs(body.decode(), keep_blank_values=True)
-        created = sandbox.create_message(form) if kind == "Messages" else sandbox.create_call(form)
-        return 201, created.to_json()
-    filters = parse_qs(query)
-    listed = [
-        resource.to_json()
-        for resource in reversed(list(store.values()))
-        if all(
-            getattr(resource, attr) == filters[param][0]
-            for param, attr in (("To", "to"), ("From", "from_"))
-            if param in filters
-        )
-    ]
-    page_size = int(filters.get("PageSize", ["50"])[0])
-    key = "messages" if kind == "Messages" else "calls"
-    return 200, {key: listed[:page_size], "next_page_uri": None, "page": 0, "page_size": page_size}
+    messages = kind == "Messages"
+    if sid is None:
+        if method == "POST":
+            created = sandbox.create_message(form) if messages else sandbox.create_call(form)
+            return 201, created.to_json()
+        if method == "GET":
+            listing = rest.list_messages if messages else rest.list_calls
+            return 200, listing(sandbox.outbox, path, query)
+        raise ApiError(405, 20004, "Method not allowed.")
+    store: dict[str, Any] = sandbox.outbox.messages if messages else sandbox.outbox.calls
+    resource = store.get(sid) if _SID[kind].match(sid) else None
+    if resource is None:
+        raise ApiError(404, 20404, f"The requested resource {path} was not found")
+    if method == "GET":
+        return 200, resource.to_json()
+    if method == "DELETE":
+        (sandbox.delete_message if messages else sandbox.delete_call)(resource)
+        return 204, None
+    updated = (
+        sandbox.update_message(resource, form) if messages else sandbox.update_call(resource, form)
+    )
+    return 200, updated.to_json()

@@ -2,67 +2,20 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from twilio.request_validator import RequestValidator
 
 from sandbox import Account, Sandbox
 from sandbox.outbox import Call
 from tests.support.polling import eventually
 from tests.support.settings import ACCOUNT_SID, AUTH_TOKEN
+from tests.support.twiml_server import TwimlServer
 
 API_KEY, API_SECRET = "SK" + "1" * 32, "key-secret"
 CALLS = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json"
 MESSAGES = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
-
-
-class TwimlServer:
-    """Serves TwiML documents by path; records what it was asked and whether it was signed."""
-
-    def __init__(self) -> None:
-        self.documents: dict[str, tuple[str, str]] = {}
-        self.requests: list[tuple[str, dict[str, list[str]], bool]] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                form = parse_qs(self.rfile.read(length).decode())
-                url = f"{server.url}{self.path}"
-                signed = RequestValidator(AUTH_TOKEN).validate(
-                    url,
-                    {k: v[0] for k, v in form.items()},
-                    self.headers.get("X-Twilio-Signature", ""),
-                )
-                server.requests.append((urlsplit(self.path).path, form, signed))
-                body, content_type = server.documents.get(
-                    urlsplit(self.path).path, ("", "text/plain")
-                )
-                status = 200 if urlsplit(self.path).path in server.documents else 404
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body.encode())))
-                self.end_headers()
-                self.wfile.write(body.encode())
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-
-    def serve(self, path: str, twiml: str, content_type: str = "text/xml") -> str:
-        self.documents[path] = (twiml, content_type)
-        return f"{self.url}{path}"
 
 
 @pytest.fixture
@@ -78,7 +31,7 @@ def sandbox() -> Iterator[Sandbox]:
 def twiml() -> Iterator[TwimlServer]:
     server = TwimlServer()
     yield server
-    server.httpd.shutdown()
+    server.stop()
 
 
 def place(sandbox: Sandbox, url: str, to: str = "+14155550177", **extra: str) -> Call:

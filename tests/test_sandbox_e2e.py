@@ -115,6 +115,46 @@ def test_a_call_speaks_the_sealed_message_and_completes(app: str, sandbox: Sandb
     assert sandbox.outbox.calls[sid].transcript == ["Say: Hello from Ahoy"]
 
 
+def fate(sandbox: Sandbox, to: str, kind: str, status: str, code: int | None = None) -> None:
+    """How the next message or call to `to` ends, set as a developer sets it."""
+    data = {"to": to, "kind": kind, "status": status, "errorCode": code}
+    assert requests.post(f"{sandbox.url}/sandbox/fates", json=data, timeout=5).status_code == 204
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "history"),
+    [
+        ("undelivered", 30003, ["queued", "sent", "undelivered"]),
+        ("undelivered", 30007, ["queued", "sent", "undelivered"]),
+        ("failed", 30006, ["queued", "failed"]),
+    ],
+)
+def test_a_message_that_fails_shows_its_status_and_code_in_the_app(
+    app: str, sandbox: Sandbox, status: str, code: int, history: list[str]
+) -> None:
+    fate(sandbox, "+14155551299", "message", status, code)
+    sent = app_post(app, "/api/sendSms", {"to": "+14155551299", "body": "will not arrive"})
+    assert sent.status_code == 201
+    view = view_when(app, f"/api/messages/{sent.json()['sid']}", status)
+    assert view is not None, f"the message never showed as {status}"
+    assert view["errorCode"] == code
+    assert [h["status"] for h in view["history"]] == history
+
+
+@pytest.mark.parametrize("status", ["busy", "no-answer", "failed"])
+def test_a_call_that_is_not_answered_shows_how_it_ended_in_the_app(
+    app: str, sandbox: Sandbox, status: str
+) -> None:
+    fate(sandbox, "+14155551298", "call", status)
+    placed = app_post(app, "/api/makeCall", {"to": "+14155551298", "message": "nobody hears"})
+    assert placed.status_code == 201
+    sid = placed.json()["sid"]
+    view = view_when(app, f"/api/calls/{sid}", status)
+    assert view is not None, f"the call never showed as {status}"
+    assert view["history"][-1]["status"] == status
+    assert sandbox.outbox.calls[sid].transcript == []  # no TwiML was ever fetched
+
+
 def test_a_twiml_url_that_fails_signature_validation_is_an_application_error(
     app: str, sandbox: Sandbox
 ) -> None:
@@ -145,6 +185,54 @@ def test_twilio_test_numbers_map_to_the_documented_statuses(
     assert response.json()["errors"][0]["field"] == "to"
 
 
+@pytest.mark.parametrize(
+    ("to", "code"),
+    [
+        ("+15005550001", 21217),
+        ("+15005550002", 21214),
+        ("+15005550003", 21215),
+        ("+15005550004", 21216),
+    ],
+)
+def test_twilio_call_test_numbers_are_422_on_to(app: str, to: str, code: int) -> None:
+    response = app_post(app, "/api/makeCall", {"to": to, "message": "hi"})
+    assert response.status_code == 422
+    assert response.json()["twilioCode"] == code
+    assert response.json()["errors"][0]["field"] == "to"
+
+
+@pytest.mark.parametrize(
+    ("path", "sender", "status", "code"),
+    [
+        ("/api/sendSms", "+15005550001", 500, 21212),  # not a valid number
+        ("/api/sendSms", "+15005550007", 500, 21606),  # not able to send SMS
+        ("/api/sendSms", "+15005550008", 503, 21611),  # too many queued on it
+        ("/api/makeCall", "+15005550001", 500, 21212),
+        ("/api/makeCall", "+14155550999", 500, 21210),  # not this account's
+    ],
+)
+def test_twilio_sender_test_numbers_through_the_app(
+    sandbox: Sandbox,
+    azurite: Azurite,
+    tmp_path: Path,
+    path: str,
+    sender: str,
+    status: int,
+    code: int,
+) -> None:
+    body = {"to": "+14155551234", "body": "hi", "message": "hi"}
+    body.pop("message" if path == "/api/sendSms" else "body")
+    response = post_to_a_misconfigured_app(
+        sandbox, azurite, tmp_path, path, body, TWILIO_FROM_NUMBER=sender
+    )
+    assert response.status_code == status
+    assert response.json()["twilioCode"] == code
+    if status == 500:
+        assert response.json()["settings"] == ["TWILIO_FROM_NUMBER"]
+    else:
+        assert int(response.headers["Retry-After"]) > 0
+
+
 def post_to_a_misconfigured_app(
     sandbox: Sandbox, azurite: Azurite, tmp: Path, path: str, body: dict[str, str], **bad: str
 ) -> requests.Response:
@@ -154,22 +242,6 @@ def post_to_a_misconfigured_app(
         return app_post(host.url, path, body)
     finally:
         host.stop()
-
-
-def test_an_invalid_from_number_is_a_misconfiguration(
-    sandbox: Sandbox, azurite: Azurite, tmp_path: Path
-) -> None:
-    response = post_to_a_misconfigured_app(
-        sandbox,
-        azurite,
-        tmp_path,
-        "/api/sendSms",
-        {"to": "+14155551234", "body": "hi"},
-        TWILIO_FROM_NUMBER="+15005550001",
-    )
-    assert response.status_code == 500
-    assert response.json()["twilioCode"] == 21212
-    assert response.json()["settings"] == ["TWILIO_FROM_NUMBER"]
 
 
 def test_wrong_credentials_are_a_misconfiguration(
