@@ -118,6 +118,7 @@ def get_tables() -> Tables:
 # Less than the time after which a retry treats a pending send as abandoned
 # (messaging.IN_FLIGHT_LIMIT) and settles what is left itself.
 KEEP_TRYING_SECONDS = 90.0
+KEEP_TRYING_THREAD = "ahoy-keep-trying"
 
 # The tables a background retry is bound to (see keep_trying); unset, the process's own.
 _bound: contextvars.ContextVar[Tables | None] = contextvars.ContextVar("tables", default=None)
@@ -194,21 +195,31 @@ def keep_trying(work: Callable[[], object], what: str) -> None:
     """Run `work` now; while storage is unavailable, again in the background until it is back
     (for up to KEEP_TRYING_SECONDS), so that what a failed send holds is let go as soon as it
     can be. Errors other than StorageUnavailable are raised (now) or logged (later). The
-    background attempts use the tables of this moment, whatever the process uses later."""
+    background attempts use the tables of this moment, and stop if the process has moved to
+    other tables since (new settings: in Azure, a restart; in tests, the next test)."""
     try:
         work()
         return
     except StorageUnavailable:
         log.warning("storage unavailable: %s will be retried in the background", what)
+    tables = get_tables()
     context = contextvars.copy_context()
-    context.run(_bound.set, get_tables())
-    threading.Thread(target=context.run, args=(_keep_trying, work, what), daemon=True).start()
+    context.run(_bound.set, tables)
+    threading.Thread(
+        target=context.run,
+        args=(_keep_trying, work, what, tables),
+        name=KEEP_TRYING_THREAD,
+        daemon=True,
+    ).start()
 
 
-def _keep_trying(work: Callable[[], object], what: str) -> None:
+def _keep_trying(work: Callable[[], object], what: str, tables: Tables) -> None:
     deadline, pause = time.monotonic() + KEEP_TRYING_SECONDS, 0.1
     while time.monotonic() < deadline:
         time.sleep(pause)
+        if not _in_use(tables):
+            log.warning("gave up on %s: the process uses other tables now", what)
+            return
         try:
             work()
         except StorageUnavailable:
@@ -220,6 +231,13 @@ def _keep_trying(work: Callable[[], object], what: str) -> None:
         log.info("%s done once storage was back", what)
         return
     log.error("gave up on %s: storage still unavailable", what)
+
+
+def _in_use(tables: Tables) -> bool:
+    try:
+        return get_tables() is tables
+    except AhoyError:  # settings no longer valid: not the tables in use either
+        return False
 
 
 def key_of(text: str) -> str:

@@ -8,15 +8,18 @@ run without Node.
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Iterator
 
 import pytest
 import responses
 
+from api.storage import KEEP_TRYING_THREAD
 from tests.support.azurite import Azurite
 from tests.support.devhost_process import DevHost, devhost_settings
 from tests.support.jwks_server import AUDIENCE, ISSUER, Issuer, running_issuer
+from tests.support.polling import eventually
 from tests.support.settings import (
     BASE_SETTINGS,
     JWT_SHAPE,
@@ -88,6 +91,13 @@ def app_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     reset_caches()
     yield dict(BASE_SETTINGS)
     reset_caches()
+    # Background retries (storage.keep_trying) stop once the process uses other tables: none
+    # outlives its test, to write or be counted in the next one's.
+    assert eventually(lambda: not _keeping_on(), timeout=10), "background storage work left"
+
+
+def _keeping_on() -> bool:
+    return any(t.name == KEEP_TRYING_THREAD and t.is_alive() for t in threading.enumerate())
 
 
 @pytest.fixture
