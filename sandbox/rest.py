@@ -61,6 +61,7 @@ CALL_STATUSES = {
 }  # fmt: skip
 CALL_EVENTS = {"initiated", "ringing", "answered", "completed"}
 DEFAULT_PAGE_SIZE = 50
+_PAGING = {"PageSize", "Page", "PageToken"}
 
 
 class ApiError(Exception):
@@ -186,9 +187,6 @@ def page(resources: list[Message] | list[Call], key: str, path: str, query: Form
         "start": start,
         "uri": uri(number, token),
     }
-
-
-_PAGING = {"PageSize", "Page", "PageToken"}
 
 
 def list_messages(outbox: Outbox, path: str, query: Form) -> dict[str, Any]:
