@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -20,6 +21,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 from api import clock, idempotency, ledger
 from api.app_routes import send_sms
 from api.models import SendSmsRequest
+from api.storage import KEEP_TRYING_THREAD
 from tests.support.azurite import Azurite
 from tests.support.fleet import connection_string
 from tests.support.func_requests import problem, request
@@ -282,3 +284,20 @@ def test_a_claim_the_sdk_sent_again_after_its_answer_was_lost_is_recognised_as_o
     again = post("retried-by-sdk")
     assert again.status_code == 201
     assert again.headers.get("Idempotent-Replayed") == "true"
+
+
+def test_background_retries_stop_once_the_process_uses_other_tables(
+    proxy: StorageProxy, twilio_via_proxy: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a failed send still holds is retried in the background against its own tables,
+    and only while the process uses them (new settings: a restart in Azure)."""
+    proxy.cut()
+    assert post("moving").status_code == 503
+    assert retrying(), "nothing was left to retry"
+    monkeypatch.setenv("AHOY_TABLE_PREFIX", "elsewhere")
+    reset_caches()
+    assert eventually(lambda: not retrying(), timeout=5)
+
+
+def retrying() -> bool:
+    return any(t.name == KEEP_TRYING_THREAD and t.is_alive() for t in threading.enumerate())
