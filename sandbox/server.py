@@ -243,6 +243,22 @@ def _handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
         def do_DELETE(self) -> None:
             self._rest("DELETE")
 
+        def do_PUT(self) -> None:
+            self._rest("PUT")
+
+        def do_PATCH(self) -> None:
+            self._rest("PATCH")
+
+        def send_error(
+            self, code: int, message: str | None = None, explain: str | None = None
+        ) -> None:
+            """What the stdlib answers itself (a malformed request line, a method it has no
+            handler for) comes as Twilio's JSON error body too, never an HTML page."""
+            self.close_connection = True
+            self.request_version = self.protocol_version  # no HTTP/0.9 answers without headers
+            twilio_code = {404: 20404, 405: 20004, 501: 20004}.get(code, 20001)
+            self._json(code, ApiError(code, twilio_code, message or "Bad request.").body())
+
         def _own(self, path: str) -> None:
             try:
                 data = json.loads(self._body() or b"{}")
@@ -313,6 +329,8 @@ def _route(
 ) -> tuple[int, object]:
     kind, sid = match["kind"], match["sid"]
     messages = kind == "Messages"
+    if method not in ("GET", "POST", "DELETE"):
+        raise ApiError(405, 20004, "Method not allowed.")
     if sid is None:
         if method == "POST":
             created = sandbox.create_message(form) if messages else sandbox.create_call(form)

@@ -8,6 +8,7 @@ against the vendored description (tests/contract/) when the test ends.
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -498,17 +499,26 @@ def test_malformed_requests_are_400_with_twilios_error_body(
 
 
 def test_a_bad_sid_is_404_and_an_unknown_operation_405(sandbox: Sandbox) -> None:
-    auth = (ACCOUNT_SID, AUTH_TOKEN)
+    auth, base = (ACCOUNT_SID, AUTH_TOKEN), sandbox.url + API
     assert (
-        requests.get(f"{sandbox.url}{API}/Messages/SMnope.json", auth=auth, timeout=5).json()[
-            "code"
-        ]
-        == 20404
+        requests.get(f"{base}/Messages/SMnope.json", auth=auth, timeout=5).json()["code"] == 20404
     )
-    assert (
-        requests.delete(f"{sandbox.url}{API}/Messages.json", auth=auth, timeout=5).status_code
-        == 405
-    )
+    for answer in (
+        requests.delete(f"{base}/Messages.json", auth=auth, timeout=5),
+        requests.put(f"{base}/Messages.json", auth=auth, timeout=5),
+        requests.patch(f"{base}/Calls/CA{'0' * 32}.json", auth=auth, timeout=5),
+    ):
+        assert (answer.status_code, answer.json()["code"]) == (405, 20004)
+
+
+def test_a_malformed_request_gets_twilios_json_error_not_an_html_page(sandbox: Sandbox) -> None:
+    with socket.create_connection((sandbox.host, sandbox.server.server_port), timeout=5) as raw:
+        raw.sendall(b"GARBAGE / HTTP/1.1 extra\r\n\r\n")
+        answer = raw.makefile("rb").read()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400")
+    assert b"Content-Type: application/json" in head
+    assert json.loads(body)["status"] == 400
 
 
 def test_a_401_says_how_to_authenticate(sandbox: Sandbox) -> None:
