@@ -38,8 +38,7 @@ def admit(row: ledger.Row, settings: Settings, key: idempotency.Key | None = Non
     if isinstance(recorded, AhoyError) or (recorded is not None and not recorded.owned):
         keep_trying(lambda: limits.give_back(taken), "giving back the limits")
         if isinstance(recorded, StorageUnavailable):  # the write may have landed all the same
-            unconfirmed = Claim(key.partition, key.row, row.ref, owned=True) if key else None
-            keep_trying(lambda: withdraw(row, unconfirmed, key), f"withdrawing send {row.ref}")
+            keep_trying(lambda: withdraw(row, None, key), f"withdrawing send {row.ref}")
         if isinstance(recorded, AhoyError):
             raise recorded
         return recorded
@@ -52,8 +51,9 @@ def admit(row: ledger.Row, settings: Settings, key: idempotency.Key | None = Non
 
 def withdraw(row: ledger.Row, held: Claim | None, key: idempotency.Key | None = None) -> None:
     """Delete what admission wrote for a send that never reaches Twilio: its row and its key
-    claim, together. A claim not known to have landed (no ETag) is looked up by `key` first."""
-    if held is not None and held.etag is None and key is not None:
+    claim (`held`), together. With `key` instead, the claim's write failed and may or may not
+    have landed: it is looked up first."""
+    if held is None and key is not None:
         held = idempotency.find(key, row.ref)
         if held is None:
             return  # the claim and the row are written together: neither landed

@@ -56,7 +56,7 @@ class Key:
 class Claim:
     """Who holds a key: this request (`owned`), or an earlier one with ledger row `ref`.
 
-    `etag` is the stored claim's, when this request wrote it and knows it landed.
+    `etag` is the stored claim's, when this request wrote or read it.
     """
 
     partition: str

@@ -30,13 +30,13 @@ MESSAGE_TO_ERRORS = {
     "+15005550004": (21610, "Attempt to send to unsubscribed recipient."),
     "+15005550009": (21614, "'To' number is not a valid mobile number."),
 }
+NOT_MESSAGE_CAPABLE = (
+    "The 'From' phone number provided is not a valid message-capable Twilio phone number for "
+    "this destination/account."
+)
 MESSAGE_FROM_ERRORS = {
     "+15005550001": (21212, "The 'From' number +15005550001 is not a valid phone number."),
-    "+15005550007": (
-        21606,
-        "The 'From' phone number provided is not a valid message-capable Twilio phone number "
-        "for this destination/account.",
-    ),
+    "+15005550007": (21606, NOT_MESSAGE_CAPABLE),
     "+15005550008": (
         21611,
         "This 'From' number has exceeded the maximum number of queued messages.",
@@ -250,7 +250,7 @@ def check_message_request(form: Form, owned: frozenset[str]) -> None:
     if to in MESSAGE_TO_ERRORS:
         raise ApiError(400, *MESSAGE_TO_ERRORS[to])
     if from_ is not None and from_ not in owned:
-        raise ApiError(400, 21606, MESSAGE_FROM_ERRORS["+15005550007"][1])
+        raise ApiError(400, 21606, NOT_MESSAGE_CAPABLE)
 
 
 def check_call_request(form: Form, owned: frozenset[str]) -> None:

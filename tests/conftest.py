@@ -8,14 +8,12 @@ run without Node.
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
 from collections.abc import Iterator
 
 import pytest
 import responses
 
-from api.storage import KEEP_TRYING_THREAD
 from tests.support.azurite import Azurite
 from tests.support.devhost_process import DevHost, devhost_settings
 from tests.support.jwks_server import AUDIENCE, ISSUER, Issuer, running_issuer
@@ -27,6 +25,7 @@ from tests.support.settings import (
     OPTIONAL_SETTINGS,
     reset_caches,
 )
+from tests.support.tables import background_retries_running
 from tests.support.twilio_standin import TwilioStandIn
 
 # Where storage points when a test did not ask for it: nothing listens there, so a test that
@@ -93,11 +92,9 @@ def app_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     reset_caches()
     # Background retries (storage.keep_trying) stop once the process uses other tables: none
     # outlives its test, to write or be counted in the next one's.
-    assert eventually(lambda: not _keeping_on(), timeout=10), "background storage work left"
-
-
-def _keeping_on() -> bool:
-    return any(t.name == KEEP_TRYING_THREAD and t.is_alive() for t in threading.enumerate())
+    assert eventually(lambda: not background_retries_running(), timeout=10), (
+        "background storage work left"
+    )
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from twilio.rest import Client
 from sandbox import Account, Sandbox
 from sandbox.outbox import num_segments
 from tests.support.polling import eventually
+from tests.support.sandbox_fates import fate
 from tests.support.settings import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER
 from tests.support.twilio_contract import operation_id, template_of, violations
 from tests.support.twiml_server import TwimlServer
@@ -96,11 +97,6 @@ def app() -> Iterator[TwimlServer]:
     server = TwimlServer()
     yield server
     server.stop()
-
-
-def fate(sandbox: Sandbox, to: str, kind: str, status: str, code: int | None = None) -> None:
-    data = {"to": to, "kind": kind, "status": status, "errorCode": code}
-    assert requests.post(f"{sandbox.url}/sandbox/fates", json=data, timeout=5).status_code == 204
 
 
 def settled(fetch: Any, *statuses: str) -> Any:

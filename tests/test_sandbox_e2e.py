@@ -14,6 +14,7 @@ from sandbox.outbox import Call
 from tests.support.azurite import Azurite
 from tests.support.devhost_process import FUNCTION_KEY, DevHost, free_port
 from tests.support.polling import eventually
+from tests.support.sandbox_fates import fate
 from tests.support.settings import ACCOUNT_SID, AUTH_TOKEN, BASE_SETTINGS
 
 SANDBOX_FROM = "+15005550006"
@@ -113,12 +114,6 @@ def test_a_call_speaks_the_sealed_message_and_completes(app: str, sandbox: Sandb
     ]
     # The sandbox fetched /api/twiml with a signature Ahoy accepted: the text was spoken.
     assert sandbox.outbox.calls[sid].transcript == ["Say: Hello from Ahoy"]
-
-
-def fate(sandbox: Sandbox, to: str, kind: str, status: str, code: int | None = None) -> None:
-    """How the next message or call to `to` ends, set as a developer sets it."""
-    data = {"to": to, "kind": kind, "status": status, "errorCode": code}
-    assert requests.post(f"{sandbox.url}/sandbox/fates", json=data, timeout=5).status_code == 204
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -21,14 +20,13 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 from api import clock, idempotency, ledger
 from api.app_routes import send_sms
 from api.models import SendSmsRequest
-from api.storage import KEEP_TRYING_THREAD
 from tests.support.azurite import Azurite
 from tests.support.fleet import connection_string
 from tests.support.func_requests import problem, request
 from tests.support.polling import eventually
 from tests.support.settings import FROM_NUMBER, MESSAGES_URL, reset_caches
 from tests.support.storage_proxy import StorageProxy
-from tests.support.tables import ledger_rows
+from tests.support.tables import background_retries_running, ledger_rows
 from tests.support.twilio_api import twilio_message
 
 BODY = {"to": "+14155551234", "body": "ahoy hoy"}
@@ -293,11 +291,7 @@ def test_background_retries_stop_once_the_process_uses_other_tables(
     and only while the process uses them (new settings: a restart in Azure)."""
     proxy.cut()
     assert post("moving").status_code == 503
-    assert retrying(), "nothing was left to retry"
+    assert background_retries_running(), "nothing was left to retry"
     monkeypatch.setenv("AHOY_TABLE_PREFIX", "elsewhere")
     reset_caches()
-    assert eventually(lambda: not retrying(), timeout=5)
-
-
-def retrying() -> bool:
-    return any(t.name == KEEP_TRYING_THREAD and t.is_alive() for t in threading.enumerate())
+    assert eventually(lambda: not background_retries_running(), timeout=5)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
-from api.storage import table
+from api.storage import KEEP_TRYING_THREAD, table
 
 
 def ledger_rows() -> list[Any]:
@@ -13,3 +14,8 @@ def ledger_rows() -> list[Any]:
 
     rows = table(TABLE).query_entities(f"RowKey ge '{SEND}' and RowKey lt 'send.'")
     return [Row.from_entity(e) for e in rows]
+
+
+def background_retries_running() -> bool:
+    """Whether a storage.keep_trying retry is still at work in this process."""
+    return any(t.name == KEEP_TRYING_THREAD and t.is_alive() for t in threading.enumerate())
