@@ -2,12 +2,11 @@
 
 A key is scoped to its caller. The first request claims it with an insert-if-absent, so of
 any number of concurrent duplicates (in any number of processes) exactly one proceeds. The
-claim records the request's fingerprint and ledger reference; once the outcome is final it
-records the response, which later requests with the key get back unchanged.
+claim records the request's fingerprint and ledger reference; the send's ledger row records
+its answer once final, which later requests with the key get back unchanged.
 
-Claims live in the caller's ledger partition (`key-<hash of caller and key>`): the claim and
-the send's ledger row are written in one transaction, and the final answer with the row's
-last update.
+Claims live in the caller's ledger partition (`key-<hash of caller and key>`): the claim, the
+send's ledger row and the caller's counters are written in one transaction.
 """
 
 from __future__ import annotations
@@ -18,8 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from api import clock, ledger
-from api.answers import Answer
-from api.errors import FieldError, ValidationFailed
+from api.errors import FieldError, RateLimited, ValidationFailed
 from api.storage import (
     ResourceModifiedError,
     ResourceNotFoundError,
@@ -63,7 +61,6 @@ class Claim:
     row: str
     ref: str
     owned: bool
-    stored: Answer | None = None
     etag: str | None = None
 
 
@@ -79,10 +76,13 @@ def fingerprint(kind: str, canonical_body: str) -> str:
     return hashlib.sha256(f"{kind}\n{canonical_body}".encode()).hexdigest()
 
 
-def claim(key: Key, row: ledger.Row) -> Claim:
-    """Claim `key` and write the send's ledger `row` with it, or say who holds the key.
+def claim(key: Key, row: ledger.Row, count: ledger.Count | None = None) -> Claim:
+    """Claim `key` and write the send's ledger `row` with it (and the caller's counters that
+    `count` adds: see ledger.write_counted), or say who holds the key.
 
-    Raises ValidationFailed (422) when the key was used with another request body.
+    Raises ValidationFailed (422) when the key was used with another request body, and
+    RateLimited when a counter is full, unless an earlier request holds the key: its answer
+    wins.
     """
     keys = table(TABLE)
     entity = {
@@ -91,25 +91,27 @@ def claim(key: Key, row: ledger.Row) -> Claim:
         "Fingerprint": key.print_,
         "Ref": row.ref,
         "Created": clock.now(),
-        "Status": 0,
-        "Body": "",
-        "ContentType": "",
     }
     for _ in range(5):
+        refused: RateLimited | None = None
         try:
             with storage_errors():
-                written = keys.submit_transaction(
-                    [("create", entity), ledger.insert_operation(row)]
+                written = ledger.write_counted(
+                    [("create", entity), ledger.insert_operation(row)], count
                 )
             row.etag = written[1].get("etag")
             return Claim(key.partition, key.row, row.ref, owned=True, etag=written[0].get("etag"))
         except TableTransactionError as failed:
             if (failed.status_code, failed.index) != (409, 0):
                 raise
+        except RateLimited as limited:
+            refused = limited
         with storage_errors():
             try:
                 existing = keys.get_entity(key.partition, key.row)
             except ResourceNotFoundError:
+                if refused is not None:
+                    raise refused from None
                 continue  # released in between: try to claim again
             if existing["Ref"] == row.ref:
                 # Ours: the write landed, its answer was lost and the SDK sent it again.
@@ -124,7 +126,7 @@ def claim(key: Key, row: ledger.Row) -> Claim:
             raise ValidationFailed(
                 [FieldError("Idempotency-Key", "was already used with a different request body")]
             )
-        return Claim(key.partition, key.row, existing["Ref"], owned=False, stored=_stored(existing))
+        return Claim(key.partition, key.row, existing["Ref"], owned=False)
     raise ResourceModifiedError("idempotency key kept changing")
 
 
@@ -150,24 +152,6 @@ def release_operation(held: Claim) -> ledger.Operation:
     return ("delete", entity, {"etag": held.etag, "match_condition": MatchConditions.IfNotModified})
 
 
-def complete_operation(held: Claim, answer: Answer) -> ledger.Operation:
-    """The transaction step that records the final answer of the send holding the key."""
-    entity = {
-        "PartitionKey": held.partition,
-        "RowKey": held.row,
-        "Status": answer.status,
-        "Body": answer.body,
-        "ContentType": answer.content_type,
-    }
-    return ("update", entity)
-
-
-def complete(held: Claim, answer: Answer) -> None:
-    """Record the final answer of the send that holds the key."""
-    with storage_errors():
-        table(TABLE).update_entity(complete_operation(held, answer)[1])
-
-
 def release(held: Claim) -> None:
     """Give the key back: nothing was sent, so a retry with it may send."""
     with storage_errors():
@@ -187,10 +171,3 @@ def _delete(partition: str, row: str, etag: str | None) -> None:
             )
     except (ResourceNotFoundError, ResourceModifiedError):
         pass
-
-
-def _stored(entity: dict[str, object]) -> Answer | None:
-    status = int(entity.get("Status") or 0)  # type: ignore[call-overload]
-    if not status:
-        return None
-    return Answer(status, str(entity["Body"]), str(entity["ContentType"]), replayed=True)

@@ -8,15 +8,22 @@ retried and out of order).
 
 Layout (table `ledger`): one partition per caller (the first 16 hex digits of a hash of the
 caller id), so that what must change together can change in one entity-group transaction:
-`send-<ref>` (a send's row), `sid-<SID>` (Twilio's SID → the row, for GET by SID) and the
-caller's Idempotency-Key claims (`api.idempotency`). A row's reference starts with its
-partition, so a status callback, which carries only the reference, finds it in one read.
+`send-<ref>` (a send's row, with the answer the send gave), `sid-<SID>` (Twilio's SID → the
+row, for GET by SID), the caller's Idempotency-Key claims (`api.idempotency`) and the caller's
+send counters (`api.limits`). A row's reference starts with its partition, so a status
+callback, which carries only the reference, finds it in one read.
+
+A send writes twice: before Twilio, its row with its key claim and the caller's counters (one
+transaction); after, the row alone (one update, which carries the answer replayed for the
+key). The SID index is written by the first status callback, with the row; until then
+GET by SID finds the row by a query of the caller's partition.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -26,7 +33,9 @@ from datetime import datetime
 from typing import Any
 
 from api import clock
+from api.answers import Answer
 from api.storage import (
+    ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
     TableTransactionError,
@@ -37,6 +46,12 @@ from api.storage import (
 
 # A step of an entity-group transaction, as azure-data-tables takes it.
 Operation = tuple[Any, ...]
+# How the caller's counters join a new row's write (see write_counted): `count(submit)` hands
+# its counter steps to `submit`, which writes them with the row in one transaction and
+# returns their metadata, or raises ResourceModifiedError when a counter moved since it was
+# read (the counting reads it again and calls `submit` once more).
+Submit = Callable[[list[Operation]], list[Any]]
+Count = Callable[[Submit], None]
 
 TABLE = "ledger"
 SEND = "send-"  # row key prefix of a send's row
@@ -69,6 +84,7 @@ _CALL_RANK = {
     "canceled": 5,
 }
 _TERMINAL = {"sms": 4, "call": 5}
+_SID_SHAPE = re.compile(r"^(SM|MM|CA)[0-9a-f]{32}$")
 
 
 @dataclass
@@ -87,6 +103,8 @@ class Row:
     error_code: int | None = None
     body_hash: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    answer: Answer | None = None  # what the send answered: replayed for its Idempotency-Key
+    indexed: bool = False  # its SID index row is written
     etag: str | None = None
 
     def to_entity(self) -> dict[str, Any]:
@@ -104,6 +122,10 @@ class Row:
             "ErrorCode": self.error_code or 0,
             "BodyHash": self.body_hash or "",
             "History": json.dumps(self.history, separators=(",", ":")),
+            "AnswerStatus": self.answer.status if self.answer else 0,
+            "AnswerBody": self.answer.body if self.answer else "",
+            "AnswerType": self.answer.content_type if self.answer else "",
+            "Indexed": self.indexed,
         }
 
     @classmethod
@@ -121,6 +143,12 @@ class Row:
             error_code=entity.get("ErrorCode") or None,
             body_hash=entity.get("BodyHash") or None,
             history=json.loads(entity.get("History") or "[]"),
+            answer=(
+                Answer(entity["AnswerStatus"], entity["AnswerBody"], entity["AnswerType"])
+                if entity.get("AnswerStatus")
+                else None
+            ),
+            indexed=bool(entity.get("Indexed")),
             etag=entity.metadata.get("etag"),
         )
 
@@ -154,15 +182,53 @@ def insert_operation(row: Row) -> Operation:
     return ("create", row.to_entity())
 
 
-def insert(row: Row) -> None:
-    """Write a new row; its ETag is kept, so the next update needs no read first."""
+def write_counted(steps: list[Operation], count: Count | None) -> list[Any]:
+    """Write `steps` (in the ledger, one partition) in one transaction with the counter steps
+    `count` adds to it; the metadata of `steps`. Their own failures are raised as the
+    transaction's (TableTransactionError, its `index` into `steps`)."""
+    rows = table(TABLE)
+    if count is None:
+        with storage_errors():
+            return list(rows.submit_transaction(steps))
+    mine: list[Any] = []
+
+    def submit(counting: list[Operation]) -> list[Any]:
+        try:
+            written = rows.submit_transaction([*steps, *counting])
+        except TableTransactionError as failed:
+            if failed.index >= len(steps) and failed.status_code in (404, 409, 412):
+                raise ResourceModifiedError("a counter moved") from None
+            raise
+        mine[:] = written[: len(steps)]
+        return list(written[len(steps) :])
+
+    count(submit)
+    return mine
+
+
+def insert(row: Row, count: Count | None = None) -> None:
+    """Write a new row (with the caller's counters `count` adds, in one transaction); its ETag
+    is kept, so the next update needs no read first."""
     with storage_errors():
-        metadata = table(TABLE).create_entity(row.to_entity())
-    row.etag = metadata.get("etag")
+        try:
+            if count is None:
+                row.etag = table(TABLE).create_entity(row.to_entity()).get("etag")
+            else:
+                row.etag = write_counted([insert_operation(row)], count)[0].get("etag")
+            return
+        except (ResourceExistsError, TableTransactionError) as failed:
+            if not isinstance(failed, ResourceExistsError) and (
+                failed.status_code,
+                failed.index,
+            ) != (409, 0):
+                raise
+        # The reference is new: the row is this write's, landed once already (its answer was
+        # lost and the SDK sent it again).
+        row.etag = table(TABLE).get_entity(partition_of(row.ref), SEND + row.ref).metadata["etag"]
 
 
-def delete(ref: str, also: list[Operation] | None = None) -> None:
-    """Delete a send's row (with `also`, in one transaction); a row already gone is no error."""
+def delete(ref: str, also: list[Operation] | None = None) -> bool:
+    """Delete a send's row (with `also`, in one transaction); False if it was already gone."""
     steps: list[Operation] = [
         ("delete", {"PartitionKey": partition_of(ref), "RowKey": SEND + ref}),
         *(also or []),
@@ -170,13 +236,17 @@ def delete(ref: str, also: list[Operation] | None = None) -> None:
     with storage_errors():
         try:
             table(TABLE).submit_transaction(steps)
+            return True
         except TableTransactionError as failed:
             if failed.status_code not in (404, 412):
                 raise
             # Part of it was already gone or not ours to delete: the rest, step by step.
+            deleted = []
             for step in steps:
                 with suppress(TableTransactionError):
                     table(TABLE).submit_transaction([step])
+                    deleted.append(step)
+            return steps[0] in deleted
 
 
 def get(ref: str) -> Row | None:
@@ -188,12 +258,25 @@ def get(ref: str) -> Row | None:
 
 
 def find_by_sid(caller: str, sid: str) -> Row | None:
-    """The caller's row for Twilio's `sid`; None if this caller has none."""
+    """The caller's row for Twilio's `sid`; None if this caller has none.
+
+    By the SID index; a send whose first status callback has not come yet is not indexed,
+    and is found by a query of the caller's partition (only for a SID of Twilio's shape).
+    """
+    if not _SID_SHAPE.match(sid):
+        return None
+    partition = caller_partition(caller)
+    rows = table(TABLE)
     with storage_errors():
         try:
-            index = table(TABLE).get_entity(caller_partition(caller), SID_INDEX + sid)
+            index = rows.get_entity(partition, SID_INDEX + sid)
         except ResourceNotFoundError:
-            return None
+            found = rows.query_entities(
+                "PartitionKey eq @partition and RowKey ge @first and RowKey lt @last "
+                "and Sid eq @sid",
+                parameters={"partition": partition, "first": SEND, "last": "send.", "sid": sid},
+            )
+            return next((Row.from_entity(entity) for entity in found), None)
     return get(index["Ref"])
 
 
@@ -202,15 +285,12 @@ def update(
     change: Callable[[Row], None],
     known: Row | None = None,
     also: Callable[[Row], list[Operation]] | None = None,
-    *,
-    force: bool = False,
 ) -> Row | None:
     """Apply `change` to the row and write it, re-reading when another writer got there first.
 
     `known` is the row as this process last wrote it: tried first, it saves a read. `also`
     gives further steps in the row's partition that are written with it, all or none. A
-    change that changes nothing writes nothing (unless `force`): repeated callbacks are free
-    and never contend.
+    change that changes nothing writes nothing: repeated callbacks are free and never contend.
     """
     for attempt in range(100):
         row, known = known or get(ref), None
@@ -218,7 +298,7 @@ def update(
             return None
         before = row.to_entity()
         change(row)
-        if not force and row.to_entity() == before:
+        if row.to_entity() == before:
             return row
         try:
             save(row, also(row) if also else [])
@@ -256,17 +336,15 @@ def save(row: Row, also: list[Operation] | None = None) -> None:
     row.etag = written[0].get("etag")
 
 
-def sid_index_operation(row: Row) -> list[Operation]:
-    """The step that indexes the row by its SID (GET /api/messages/{sid}), if it has one."""
-    if not row.sid:
-        return []
+def sid_index_operation(row: Row, sid: str) -> Operation:
+    """The step that indexes the row by Twilio's `sid` (GET /api/messages/{sid})."""
     entity = {
         "PartitionKey": partition_of(row.ref),
-        "RowKey": SID_INDEX + row.sid,
+        "RowKey": SID_INDEX + sid,
         "Ref": row.ref,
         "Created": row.created,  # retention deletes it with its row
     }
-    return [("upsert", entity)]
+    return ("upsert", entity)
 
 
 def record_status(
@@ -277,31 +355,45 @@ def record_status(
     sequence: int | None = None,
     error_code: int | None = None,
     known: Row | None = None,
-    also: list[Operation] | None = None,
+    answer: Answer | None = None,
+    index: bool = True,
 ) -> Row | None:
     """Add Twilio's word on a send (its answer or a callback): idempotent, never backwards.
 
-    The SID index and `also` (steps in the row's partition) are written with the row.
+    `answer` is what the send answers, kept unless one is already. With `index`, the SID
+    index is written with the row, the first time only (one transaction); without, the row
+    alone is written (one update: the send's own write after Twilio).
     """
+    indexing = False
 
     def change(row: Row) -> None:
+        nonlocal indexing
+        indexing = False
         if row.sid and row.sid != sid:
             return  # about another resource: not this row's to change
         _apply_status(row, sid=sid, status=status, sequence=sequence, error_code=error_code)
+        if answer is not None and row.answer is None:
+            row.answer = answer
+        if index and not row.indexed:
+            row.indexed = indexing = True
 
     def with_row(row: Row) -> list[Operation]:
-        return (sid_index_operation(row) if row.sid == sid else []) + list(also or [])
+        return [sid_index_operation(row, sid)] if indexing else []
 
-    return update(ref, change, known, with_row, force=bool(also))
+    return update(ref, change, known, with_row)
 
 
-def set_state(ref: str, state: str, error_code: int | None = None) -> None:
-    """Record how a send ended on Ahoy's side: failed or unknown."""
+def set_state(
+    ref: str, state: str, error_code: int | None = None, answer: Answer | None = None
+) -> None:
+    """Record how a send ended on Ahoy's side: failed or unknown (with its `answer`, when
+    final)."""
 
     def change(row: Row) -> None:
         if row.state in ("pending", "unknown"):  # a callback may already have said "sent"
             row.state = state
             row.error_code = error_code or row.error_code
+            row.answer = row.answer or answer
 
     update(ref, change)
 

@@ -5,10 +5,13 @@ for the whole app: GLOBAL_DAILY_CAP. Windows are fixed UTC minutes, hours and da
 
 Every counter moves by a conditional write (ETag), so concurrent sends never both take the
 last slot. To keep that cheap on the send path:
-- the three kinds of counter are taken concurrently, each in one request when this process
-  already holds the counter's ETag (it remembers the last one it saw; a stale one costs a
-  re-read); the caller's minute and day counters share a partition and move in one
-  entity-group transaction;
+- each counter moves in one request when this process already holds its ETag (it remembers
+  the last one it saw; a stale one costs a re-read);
+- the caller's minute and day counters live in the caller's ledger partition (rows
+  `count-m<minute>` and `count-d<day>`) and move in the transaction that writes the send's
+  row and key claim (`take`, through ledger.write_counted): one request for all of them;
+- the destination's and the app's counters (table `counters`) are taken at the same time
+  (`consume`);
 - the app's daily cap is split over `GLOBAL_SHARDS` rows of one partition, each with its part
   of the cap, so concurrent sends from many instances rarely write the same row; a send is
   refused only when every shard is full, re-read to be sure, so the cap stays exact;
@@ -26,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from api import clock
+from api import clock, ledger
 from api.errors import AhoyError, RateLimited, ServiceUnavailable
 from api.settings import Settings
 from api.storage import (
@@ -43,6 +46,7 @@ from api.storage import (
 log = logging.getLogger("ahoy.limits")
 
 TABLE = "counters"
+CALLER_COUNT = "count-"  # row key prefix of the caller's counters in the ledger
 GLOBAL_SHARDS = 32
 MAX_ATTEMPTS = 200  # conditional writes lost to other writers before giving up (503)
 
@@ -56,6 +60,7 @@ class Window:
     limit: int
     ends: datetime
     detail: str
+    table: str = TABLE
 
     def retry_after(self, now: datetime) -> int:
         return max(1, int((self.ends - now).total_seconds()) + 1)
@@ -68,20 +73,34 @@ class _Full(Exception):
         self.window = window
 
 
-def consume(caller: str | None, destination: str, settings: Settings) -> list[Window]:
-    """Take one send from every window (what `give_back` returns), or raise RateLimited /
-    ServiceUnavailable (the global cap) having taken nothing. With no `caller` (a send Ahoy
-    makes itself, such as an auto-reply) only the destination's and the app's count."""
+def caller_windows(caller: str, settings: Settings) -> list[Window]:
+    """The caller's minute and day windows (for `take`, and `give_back`)."""
+    return list(_windows(caller, "", settings, clock.now())[:2])
+
+
+def take(windows: list[Window], submit: ledger.Submit) -> None:
+    """One more on each of the caller's `windows`, written by `submit` with the send's row
+    (see ledger.write_counted); RateLimited, having written nothing, if one is full."""
     now = clock.now()
-    minute, day, hour, glob = _windows(caller or "", destination, settings, now)
-    counters = _counters()
-    jobs: list[Callable[[], list[Window]]] = [
-        lambda: _or_full(lambda: counters.take([hour])),
-        lambda: _or_full(lambda: counters.take_global(glob, settings.global_daily_cap)),
-    ]
-    if caller is not None:
-        jobs.append(lambda: _or_full(lambda: counters.take([minute, day])))
-    results = at_once(jobs)
+    try:
+        _counters(ledger.TABLE).take(windows, submit)
+    except _Full as full:
+        raise RateLimited(full.window.detail, retry_after=full.window.retry_after(now)) from None
+
+
+def consume(destination: str, settings: Settings) -> list[Window]:
+    """Take one send from the destination's hour and the app's day (what `give_back`
+    returns), or raise RateLimited / ServiceUnavailable (the global cap) having taken
+    nothing."""
+    now = clock.now()
+    _, _, hour, glob = _windows("", destination, settings, now)
+    counters = _counters(TABLE)
+    results = at_once(
+        [
+            lambda: _or_full(lambda: counters.take([hour])),
+            lambda: _or_full(lambda: counters.take_global(glob, settings.global_daily_cap)),
+        ]
+    )
     taken = [w for result in results if isinstance(result, list) for w in result]
     errors = [result for result in results if not isinstance(result, list)]
     if not errors:
@@ -90,11 +109,7 @@ def consume(caller: str | None, destination: str, settings: Settings) -> list[Wi
     refusals = [e for e in errors if isinstance(e, _Refusal)]
     if len(refusals) < len(errors):
         raise next(e for e in errors if not isinstance(e, _Refusal))
-    # The first refusal in the order minute, day, destination, global is the one reported.
-    order = [minute.row, day.row, hour.row]
-    full = min(
-        (r.window for r in refusals), key=lambda w: order.index(w.row) if w.row in order else 9
-    )
+    full = refusals[0].window  # the destination's first: it is the one the caller can change
     if full.partition == glob.partition:
         raise ServiceUnavailable(full.detail, retry_after=full.retry_after(now))
     raise RateLimited(full.detail, retry_after=full.retry_after(now))
@@ -105,19 +120,19 @@ def consume_global(settings: Settings) -> None:
     now = clock.now()
     glob = _windows("", "", settings, now)[3]
     try:
-        _counters().take_global(glob, settings.global_daily_cap)
+        _counters(TABLE).take_global(glob, settings.global_daily_cap)
     except _Full:
         raise ServiceUnavailable(glob.detail, retry_after=glob.retry_after(now)) from None
 
 
 def give_back(taken: list[Window]) -> None:
-    """Return what `consume` took (a send that was refused elsewhere, or never made)."""
-    counters = _counters()
-    at_once([_giving_back(counters, window) for window in taken])
+    """Return what `consume` or `take` took (a send that was refused elsewhere, or never
+    made)."""
+    at_once([_giving_back(window) for window in taken])
 
 
-def _giving_back(counters: Counters, window: Window) -> Callable[[], None]:
-    return lambda: counters.give_back(window)
+def _giving_back(window: Window) -> Callable[[], None]:
+    return lambda: _counters(window.table).give_back(window)
 
 
 class _Refusal(AhoyError):
@@ -141,21 +156,23 @@ def _windows(
     minute = now.replace(second=0, microsecond=0)
     hour = minute.replace(minute=0)
     day = hour.replace(hour=0)
-    who, where = key_of(caller), key_of(destination)
+    who, where = ledger.caller_partition(caller), key_of(destination)
     return (
         Window(
-            f"caller-{who}",
-            minute.strftime("m%Y%m%d%H%M"),
+            who,
+            minute.strftime(f"{CALLER_COUNT}m%Y%m%d%H%M"),
             settings.rate_limit_per_minute,
             minute + timedelta(minutes=1),
             f"At most {settings.rate_limit_per_minute} sends a minute per caller.",
+            ledger.TABLE,
         ),
         Window(
-            f"caller-{who}",
-            day.strftime("d%Y%m%d"),
+            who,
+            day.strftime(f"{CALLER_COUNT}d%Y%m%d"),
             settings.daily_quota,
             day + timedelta(days=1),
             f"At most {settings.daily_quota} sends a day per caller.",
+            ledger.TABLE,
         ),
         Window(
             f"to-{where}",
@@ -182,15 +199,17 @@ def shard_limits(cap: int) -> list[int]:
 
 
 class Counters:
-    """The counters table, with the last count and ETag this process saw for each row."""
+    """A table's counters, with the last count and ETag this process saw for each row."""
 
-    def __init__(self) -> None:
-        self._table = table(TABLE)
+    def __init__(self, name: str) -> None:
+        self._table = table(name)
         self._known: dict[tuple[str, str], tuple[int, str]] = {}
         self._lock = threading.Lock()
 
-    def take(self, windows: list[Window]) -> list[Window]:
-        """One more on each window (one partition), all or none; _Full if one is at its limit."""
+    def take(self, windows: list[Window], submit: ledger.Submit | None = None) -> list[Window]:
+        """One more on each window (one partition), all or none; _Full if one is at its limit.
+
+        With `submit`, the writes go through it (see ledger.write_counted)."""
         partition = windows[0].partition
         for _ in range(MAX_ATTEMPTS):
             known = [self._seen(partition, w.row) for w in windows]
@@ -200,7 +219,7 @@ class Counters:
                 if all(k and k[0] + 1 > w.limit for w, k in zip(full, fresh, strict=True)):
                     raise _Full(full[0])
                 continue
-            if self._write(windows, known, +1):
+            if self._write(windows, known, +1, submit):
                 return windows
         raise ServiceUnavailable("Too much contention on the send counters.", retry_after=1)
 
@@ -245,7 +264,13 @@ class Counters:
 
     # --- storage ---------------------------------------------------------------------------
 
-    def _write(self, windows: list[Window], known: list[tuple[int, str] | None], step: int) -> bool:
+    def _write(
+        self,
+        windows: list[Window],
+        known: list[tuple[int, str] | None],
+        step: int,
+        submit: ledger.Submit | None = None,
+    ) -> bool:
         """Move every window by `step` if none changed since `known`; False if one did."""
         from azure.core import MatchConditions
         from azure.data.tables import UpdateMode
@@ -270,7 +295,9 @@ class Counters:
         written: list[Any]
         try:
             with storage_errors():
-                if len(operations) == 1:
+                if submit is not None:
+                    written = submit(operations)
+                elif len(operations) == 1:
                     _, entity, *options = operations[0]
                     if options:
                         written = [self._table.update_entity(entity, **options[0])]
@@ -281,8 +308,8 @@ class Counters:
         except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
             return self._refresh(windows, token)
         except TableTransactionError as failed:
-            if failed.status_code not in (404, 409, 412):
-                raise
+            if submit is not None or failed.status_code not in (404, 409, 412):
+                raise  # with `submit`, a failure of the steps the counters were written with
             return self._refresh(windows, token)
         with self._lock:
             for operation, metadata in zip(operations, written, strict=True):
@@ -348,11 +375,11 @@ _counters_by_table: dict[str, Counters] = {}
 _counters_lock = threading.Lock()
 
 
-def _counters() -> Counters:
-    """The process's Counters for the current tables (tests change the tables' prefix)."""
-    name = table(TABLE).table_name
+def _counters(name: str) -> Counters:
+    """The process's Counters of table `name` (tests change the tables' prefix)."""
+    full_name = table(name).table_name
     with _counters_lock:
-        counters = _counters_by_table.get(name)
+        counters = _counters_by_table.get(full_name)
         if counters is None:
-            counters = _counters_by_table[name] = Counters()
+            counters = _counters_by_table[full_name] = Counters(name)
         return counters

@@ -1,10 +1,9 @@
 """The send service: what happens when the app asks for an SMS or a call.
 
-In order: the destination policy; the Idempotency-Key claim (a retry gets the first answer
-back); admission (the ledger row, written before anything can be sent, then the limits);
-Twilio; the outcome recorded in the ledger and, when final, against the key. Twilio is never
-asked twice for one key: when its answer was lost, a retry reconciles against Twilio's own
-lists instead.
+In order: the destination policy; admission (the ledger row, written before anything can be
+sent, with the Idempotency-Key claim and the limits); Twilio; the outcome and the answer
+recorded on the row (a retry with the key gets that answer back). Twilio is never asked twice
+for one key: when its answer was lost, a retry reconciles against Twilio's own lists instead.
 """
 
 from __future__ import annotations
@@ -154,10 +153,10 @@ def _send(
         _record_failure(row, held, error)
         raise
     answer = _accepted(created)
-    # The row, its SID index and the key's final answer, in one write.
-    also = [idempotency.complete_operation(held, answer)] if held is not None else []
-    try:
-        ledger.record_status(row.ref, sid=created.sid, status=created.status, known=row, also=also)
+    try:  # one write: the row with its answer (its SID index comes with the first callback)
+        ledger.record_status(
+            row.ref, sid=created.sid, status=created.status, known=row, answer=answer, index=False
+        )
     except AhoyError as failed:
         # Twilio has it: the caller hears the truth. The row stays `pending`; a retry with the
         # key finds the send in Twilio's list (see _settle_earlier), never sends it again.
@@ -183,32 +182,32 @@ def _record_failure(row: ledger.Row, held: idempotency.Claim | None, error: Ahoy
         # Twilio refused it: final, and replayed as it is for the same key.
         answer = Answer.of_problem(problem_for(error))
 
-        def refused() -> None:
-            ledger.set_state(row.ref, "failed", error.code)
-            _complete(held, answer)
-
-        keep_trying(refused, "recording a refusal")
+        keep_trying(
+            lambda: ledger.set_state(row.ref, "failed", error.code, answer), "recording a refusal"
+        )
     else:
         # Never sent (Twilio unreachable, rate limiting us, rejecting our credentials).
         def never_sent() -> None:
             ledger.set_state(row.ref, "failed", error.code)
-            _release(held)
+            if held is not None:
+                idempotency.release(held)
 
         keep_trying(never_sent, "releasing a key")
 
 
 def _settle_earlier(held: idempotency.Claim) -> Answer:
     """Answer a request whose key an earlier request holds."""
-    if held.stored is not None:
-        return held.stored
     row = ledger.get(held.ref)
+    if row is not None and row.answer is not None:
+        return row.answer.as_replay()
     abandoned = (
         row is not None and row.state == "pending" and clock.now() - row.created > IN_FLIGHT_LIMIT
     )
     if row is not None and (row.state == "unknown" or abandoned):
         found = _reconcile(row)
         if found is not None:
-            row = ledger.record_status(row.ref, sid=found.sid, status=found.status)
+            answer = _accepted(found)
+            row = ledger.record_status(row.ref, sid=found.sid, status=found.status, answer=answer)
         elif abandoned:
             # No request is working on it any more and Twilio has nothing like it: storage
             # failed before Twilio was asked. Free the key: the next retry sends.
@@ -219,7 +218,10 @@ def _settle_earlier(held: idempotency.Claim) -> Answer:
                 retry_after=1,
             )
     if row is not None and row.state == "sent" and row.sid:
-        return _complete(held, _accepted_row(row)).as_replay()
+        answer = row.answer or _accepted_row(row)
+        if row.answer is None:  # the send's own write after Twilio never landed: keep this one
+            ledger.record_status(row.ref, sid=row.sid, status=row.status or "", answer=answer)
+        return answer.as_replay()
     if row is not None and row.state == "unknown":
         raise Conflict(
             "The outcome of the first request with this Idempotency-Key is not known yet; "
@@ -252,17 +254,6 @@ def _reconcile(row: ledger.Row) -> Created | None:
         log.warning("reconciling %s failed (%s)", row.ref, error.slug)
         return None
     return found[0] if len(found) == 1 else None
-
-
-def _complete(held: idempotency.Claim | None, answer: Answer) -> Answer:
-    if held is not None:
-        idempotency.complete(held, answer)
-    return answer
-
-
-def _release(held: idempotency.Claim | None) -> None:
-    if held is not None:
-        idempotency.release(held)
 
 
 def _accepted(created: Created) -> Answer:

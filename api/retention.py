@@ -58,6 +58,11 @@ def expiries(now: datetime) -> list[Expiry]:
         ),
         Expiry("counter windows", limits.TABLE, f"Timestamp lt {counters_before}"),
         Expiry(
+            "caller counter windows",
+            ledger.TABLE,
+            f"{_prefix(limits.CALLER_COUNT)} and Timestamp lt {counters_before}",
+        ),
+        Expiry(
             "inbox items",
             inbox.TABLE,
             f"PartitionKey eq '{inbox.ITEMS}' and ReceivedAt lt {cutoff}",

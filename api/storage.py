@@ -202,7 +202,7 @@ def keep_trying(work: Callable[[], object], what: str) -> None:
         return
     except StorageUnavailable:
         log.warning("storage unavailable: %s will be retried in the background", what)
-    tables = get_tables()
+    tables = _bound.get() or get_tables()  # a retry started by a retry keeps its tables
     context = contextvars.copy_context()
     context.run(_bound.set, tables)
     threading.Thread(

@@ -13,9 +13,11 @@ import responses
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from api.app_routes import get_call, get_message, make_call, send_sms
+from api.storage import table
+from api.twilio_routes import status
 from tests.support.azurite import Azurite
-from tests.support.func_requests import problem, request
-from tests.support.settings import CALLS_URL, MESSAGES_URL, reset_caches
+from tests.support.func_requests import problem, request, signed
+from tests.support.settings import ACCOUNT_SID, CALLS_URL, MESSAGES_URL, reset_caches
 from tests.support.tables import ledger_rows
 from tests.support.twilio_api import twilio_call, twilio_error, twilio_message
 
@@ -58,6 +60,32 @@ def test_get_message_shows_the_callers_own_record(twilio: responses.RequestsMock
     body = json.loads(response.get_body())
     assert (body["sid"], body["status"], body["state"], body["to"]) == (SID, "queued", "sent", TO)
     assert [h["status"] for h in body["history"]] == ["queued"]
+
+
+def test_get_finds_a_send_before_its_first_callback_and_by_its_index_after(
+    twilio: responses.RequestsMock,
+) -> None:
+    """A send writes its row only; Twilio's first status callback indexes it by SID."""
+    twilio.post(MESSAGES_URL, json=twilio_message(), status=201)
+    post_sms()
+
+    def shown() -> tuple[int, str]:
+        response = get_message(request("GET", f"/api/messages/{SID}", route_params={"sid": SID}))
+        return response.status_code, json.loads(response.get_body()).get("status")
+
+    def index_rows() -> list[str]:
+        return [e["RowKey"] for e in table("ledger").list_entities() if e["RowKey"][:4] == "sid-"]
+
+    assert index_rows() == []
+    assert shown() == (200, "queued")  # found by a query of the caller's partition
+    [row] = ledger_rows()
+    for state in ("sent", "delivered"):
+        form = [("MessageSid", SID), ("MessageStatus", state), ("AccountSid", ACCOUNT_SID)]
+        assert status(signed("POST", f"/api/status?ref={row.ref}", form)).status_code == 204
+        assert index_rows() == [f"sid-{SID}"]
+        assert shown() == (200, state)
+    not_a_sid = request("GET", "/api/messages/SMx", route_params={"sid": "SMx"})
+    assert get_message(not_a_sid).status_code == 404
 
 
 def test_nobody_else_sees_it(twilio: responses.RequestsMock) -> None:

@@ -16,9 +16,10 @@ from tests.support.tables import ledger_rows
 from tests.support.twilio_api import twilio_message
 
 
-def post(to: str = "+14155551234", caller: str = "user-1") -> func.HttpResponse:
+def post(to: str = "+14155551234", caller: str = "user-1", key: str = "") -> func.HttpResponse:
     body = {"to": to, "body": "hi"}
-    return send_sms(request("POST", "/api/sendSms", json_body=body, caller=caller))
+    headers = {"Idempotency-Key": key} if key else {}
+    return send_sms(request("POST", "/api/sendSms", json_body=body, caller=caller, headers=headers))
 
 
 @pytest.fixture(autouse=True)
@@ -78,6 +79,19 @@ def test_the_global_cap_is_503(
     capped = post(caller="b")
     assert capped.status_code == 503
     assert capped.headers.get("Retry-After")
+
+
+def test_a_retry_past_the_callers_limit_still_gets_its_first_answer(
+    twilio_ok: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RATE_LIMIT_PER_MINUTE", "1")
+    first = post(key="once")
+    assert first.status_code == 201
+    again = post(key="once")
+    assert (again.status_code, again.get_body()) == (201, first.get_body())
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert post(key="another").status_code == 429  # a new send is counted, and refused
+    assert len(twilio_ok.calls) == 1
 
 
 def test_a_refusal_gives_back_what_it_took(

@@ -18,9 +18,9 @@ from api.app_routes import get_message, send_sms
 from api.ops_routes import retention
 from api.retention import BATCH, purge
 from api.storage import table
-from api.twilio_routes import incoming_call
+from api.twilio_routes import incoming_call, status
 from tests.support.func_requests import request, signed
-from tests.support.settings import MESSAGES_URL
+from tests.support.settings import ACCOUNT_SID, MESSAGES_URL
 from tests.support.tables import ledger_rows
 from tests.support.twilio_api import twilio_message
 
@@ -36,10 +36,15 @@ def clock_moved(by: timedelta) -> Iterator[None]:
 
 
 def send(key: str, to: str = "+14155551234") -> None:
+    """A send, and Twilio's first status callback for it (which writes its SID index)."""
     body = {"to": to, "body": "ahoy hoy"}
     headers = {"Idempotency-Key": key}
     answer = send_sms(request("POST", "/api/sendSms", json_body=body, headers=headers))
     assert answer.status_code == 201
+    sid = json.loads(answer.get_body())["sid"]
+    [row] = [row for row in ledger_rows() if row.sid == sid]
+    form = [("MessageSid", sid), ("MessageStatus", "sent"), ("AccountSid", ACCOUNT_SID)]
+    assert status(signed("POST", f"/api/status?ref={row.ref}", form)).status_code == 204
 
 
 def row_keys(name: str, prefix: str = "") -> list[str]:
@@ -100,11 +105,16 @@ def test_running_twice_or_at_once_is_safe() -> None:
 def test_counter_windows_go_only_once_they_have_ended() -> None:
     send("counted")
     windows = len(row_keys("counters"))
-    assert windows >= 4  # minute, day, destination hour, a global shard
-    assert purge()["counter windows"] == 0  # today's windows are live
+    assert windows == 2  # the destination's hour, a global shard
+    assert len(row_keys("ledger", "count-")) == 2  # the caller's minute and day
+    deleted = purge()
+    assert (deleted["counter windows"], deleted["caller counter windows"]) == (0, 0)  # live
     with clock_moved(timedelta(hours=26)):
-        assert purge()["counter windows"] == windows
+        deleted = purge()
+    assert (deleted["counter windows"], deleted["caller counter windows"]) == (windows, 2)
     assert row_keys("counters") == []
+    assert row_keys("ledger", "count-") == []
+    assert len(ledger_rows()) == 1  # the send's row is not a window: it stays
 
 
 def test_the_timer_function_purges_the_inbox(monkeypatch: pytest.MonkeyPatch) -> None:
