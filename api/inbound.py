@@ -80,7 +80,7 @@ def _may_reply_to(sender: str) -> bool:
     try:
         number = parse_e164(sender)
         DestinationPolicy.from_settings(settings).check(number)
-        limits.consume(number, settings)  # the sender's hour and the app's day
+        limits.consume(None, number, settings)  # the sender's hour and the app's day
     except (ValueError, AhoyError) as refused:
         reason = refused.slug if isinstance(refused, AhoyError) else "not a number"
         log.info("no auto-reply to %s: %s", mask(sender), reason)

@@ -7,16 +7,15 @@ callbacks add Twilio's own statuses to `history` and move `status` forward only 
 retried and out of order).
 
 Layout (table `ledger`): one partition per caller (the first 16 hex digits of a hash of the
-caller id), so that what must change together can change in one entity-group transaction:
-`send-<ref>` (a send's row, with the answer the send gave), `sid-<SID>` (Twilio's SID → the
-row, for GET by SID), the caller's Idempotency-Key claims (`api.idempotency`) and the caller's
-send counters (`api.limits`). A row's reference starts with its partition, so a status
-callback, which carries only the reference, finds it in one read.
+caller id): `send-<ref>` (a send's row, with the answer the send gave; for a send with an
+Idempotency-Key, also the key's claim: see `api.idempotency`) and `sid-<SID>` (Twilio's SID →
+the row, for GET by SID). A row's reference starts with its partition, so a status callback,
+which carries only the reference, finds it in one read.
 
-A send writes twice: before Twilio, its row with its key claim and the caller's counters (one
-transaction); after, the row alone (one update, which carries the answer replayed for the
-key). The SID index is written by the first status callback, with the row; until then
-GET by SID finds the row by a query of the caller's partition.
+A send writes its row twice, each a single-entity write: before Twilio (an insert) and after
+(an update, carrying the answer replayed for the key). The SID index is written by the first
+status callback, with the row (one transaction); until then GET by SID finds the row by a
+query of the caller's partition.
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ import re
 import secrets
 import time
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -46,12 +44,6 @@ from api.storage import (
 
 # A step of an entity-group transaction, as azure-data-tables takes it.
 Operation = tuple[Any, ...]
-# How the caller's counters join a new row's write (see write_counted): `count(submit)` hands
-# its counter steps to `submit`, which writes them with the row in one transaction and
-# returns their metadata, or raises ResourceModifiedError when a counter moved since it was
-# read (the counting reads it again and calls `submit` once more).
-Submit = Callable[[list[Operation]], list[Any]]
-Count = Callable[[Submit], None]
 
 TABLE = "ledger"
 SEND = "send-"  # row key prefix of a send's row
@@ -105,6 +97,10 @@ class Row:
     history: list[dict[str, Any]] = field(default_factory=list)
     answer: Answer | None = None  # what the send answered: replayed for its Idempotency-Key
     indexed: bool = False  # its SID index row is written
+    key_hash: str | None = None  # its Idempotency-Key's (api.idempotency)
+    fingerprint: str | None = None  # of the request that claimed the key
+    released: bool = False  # never sent: its key is free again
+    attempt: str = field(default_factory=lambda: secrets.token_hex(8))  # the request's own
     etag: str | None = None
 
     def to_entity(self) -> dict[str, Any]:
@@ -126,6 +122,10 @@ class Row:
             "AnswerBody": self.answer.body if self.answer else "",
             "AnswerType": self.answer.content_type if self.answer else "",
             "Indexed": self.indexed,
+            "KeyHash": self.key_hash or "",
+            "Fingerprint": self.fingerprint or "",
+            "Released": self.released,
+            "Attempt": self.attempt,
         }
 
     @classmethod
@@ -149,6 +149,10 @@ class Row:
                 else None
             ),
             indexed=bool(entity.get("Indexed")),
+            key_hash=entity.get("KeyHash") or None,
+            fingerprint=entity.get("Fingerprint") or None,
+            released=bool(entity.get("Released")),
+            attempt=entity.get("Attempt") or "",
             etag=entity.metadata.get("etag"),
         )
 
@@ -177,76 +181,55 @@ def new_row(
     )
 
 
-def insert_operation(row: Row) -> Operation:
-    """The transaction step that writes a new row."""
-    return ("create", row.to_entity())
-
-
-def write_counted(steps: list[Operation], count: Count | None) -> list[Any]:
-    """Write `steps` (in the ledger, one partition) in one transaction with the counter steps
-    `count` adds to it; the metadata of `steps`. Their own failures are raised as the
-    transaction's (TableTransactionError, its `index` into `steps`)."""
-    rows = table(TABLE)
-    if count is None:
-        with storage_errors():
-            return list(rows.submit_transaction(steps))
-    mine: list[Any] = []
-
-    def submit(counting: list[Operation]) -> list[Any]:
-        try:
-            written = rows.submit_transaction([*steps, *counting])
-        except TableTransactionError as failed:
-            if failed.index >= len(steps) and failed.status_code in (404, 409, 412):
-                raise ResourceModifiedError("a counter moved") from None
-            raise
-        mine[:] = written[: len(steps)]
-        return list(written[len(steps) :])
-
-    count(submit)
-    return mine
-
-
-def insert(row: Row, count: Count | None = None) -> None:
-    """Write a new row (with the caller's counters `count` adds, in one transaction); its ETag
-    is kept, so the next update needs no read first."""
+def insert(row: Row) -> None:
+    """Write a new row; ResourceExistsError if its reference is taken (by another send: one
+    that landed for this very request, its answer lost and the SDK sending it again, is taken
+    as written). Its ETag is kept, so the next update needs no read first."""
     with storage_errors():
         try:
-            if count is None:
-                row.etag = table(TABLE).create_entity(row.to_entity()).get("etag")
-            else:
-                row.etag = write_counted([insert_operation(row)], count)[0].get("etag")
+            row.etag = table(TABLE).create_entity(row.to_entity()).get("etag")
             return
-        except (ResourceExistsError, TableTransactionError) as failed:
-            if not isinstance(failed, ResourceExistsError) and (
-                failed.status_code,
-                failed.index,
-            ) != (409, 0):
+        except ResourceExistsError:
+            there = get(row.ref)
+            if there is None or there.attempt != row.attempt:
                 raise
-        # The reference is new: the row is this write's, landed once already (its answer was
-        # lost and the SDK sent it again).
-        row.etag = table(TABLE).get_entity(partition_of(row.ref), SEND + row.ref).metadata["etag"]
+    row.etag = there.etag
 
 
-def delete(ref: str, also: list[Operation] | None = None) -> bool:
-    """Delete a send's row (with `also`, in one transaction); False if it was already gone."""
-    steps: list[Operation] = [
-        ("delete", {"PartitionKey": partition_of(ref), "RowKey": SEND + ref}),
-        *(also or []),
-    ]
+def delete(row: Row) -> bool:
+    """Delete `row` if it is as it was read (its ETag); False if it changed since (a row
+    already gone counts as deleted)."""
+    from azure.core import MatchConditions
+
     with storage_errors():
         try:
-            table(TABLE).submit_transaction(steps)
-            return True
-        except TableTransactionError as failed:
-            if failed.status_code not in (404, 412):
-                raise
-            # Part of it was already gone or not ours to delete: the rest, step by step.
-            deleted = []
-            for step in steps:
-                with suppress(TableTransactionError):
-                    table(TABLE).submit_transaction([step])
-                    deleted.append(step)
-            return steps[0] in deleted
+            table(TABLE).delete_entity(
+                partition_of(row.ref),
+                SEND + row.ref,
+                etag=row.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except (ResourceNotFoundError, ResourceModifiedError):
+            return False
+    return True
+
+
+def withdraw(row: Row) -> None:
+    """Delete the row this request inserted, if it landed (its write may have failed, and its
+    reference be a key's, which another request may hold by now)."""
+    there = get(row.ref)
+    if there is not None and there.attempt == row.attempt:
+        delete(there)
+
+
+def query(partition: str, first: str, last: str) -> list[Row]:
+    """The send rows of `partition` whose row keys are from `first` to before `last`."""
+    with storage_errors():
+        found = table(TABLE).query_entities(
+            "PartitionKey eq @partition and RowKey ge @first and RowKey lt @last",
+            parameters={"partition": partition, "first": first, "last": last},
+        )
+        return [Row.from_entity(entity) for entity in found]
 
 
 def get(ref: str) -> Row | None:
@@ -384,16 +367,22 @@ def record_status(
 
 
 def set_state(
-    ref: str, state: str, error_code: int | None = None, answer: Answer | None = None
+    ref: str,
+    state: str,
+    error_code: int | None = None,
+    answer: Answer | None = None,
+    *,
+    release: bool = False,
 ) -> None:
     """Record how a send ended on Ahoy's side: failed or unknown (with its `answer`, when
-    final)."""
+    final; with `release`, never sent, so its Idempotency-Key is free again)."""
 
     def change(row: Row) -> None:
         if row.state in ("pending", "unknown"):  # a callback may already have said "sent"
             row.state = state
             row.error_code = error_code or row.error_code
             row.answer = row.answer or answer
+            row.released = release
 
     update(ref, change)
 

@@ -5,16 +5,18 @@ for the whole app: GLOBAL_DAILY_CAP. Windows are fixed UTC minutes, hours and da
 
 Every counter moves by a conditional write (ETag), so concurrent sends never both take the
 last slot. To keep that cheap on the send path:
-- each counter moves in one request when this process already holds its ETag (it remembers
-  the last one it saw; a stale one costs a re-read);
-- the caller's minute and day counters live in the caller's ledger partition (rows
-  `count-m<minute>` and `count-d<day>`) and move in the transaction that writes the send's
-  row and key claim (`take`, through ledger.write_counted): one request for all of them;
-- the destination's and the app's counters (table `counters`) are taken at the same time
-  (`consume`);
+- the three kinds of counter are taken concurrently, each in one request when this process
+  already holds the counter's ETag (it remembers the last one it saw; a stale one costs a
+  re-read);
+- the caller's minute and day are two columns of one row (the day's; the minute column counts
+  only the minute its `MinuteOf` column names), so both move in one single-entity write, with
+  no transaction;
 - the app's daily cap is split over `GLOBAL_SHARDS` rows of one partition, each with its part
-  of the cap, so concurrent sends from many instances rarely write the same row; a send is
-  refused only when every shard is full, re-read to be sure, so the cap stays exact;
+  of the cap; each process takes from the first shard with room in an order of its own (a
+  random one), skipping shards its other sends are writing at that moment, so instances
+  rarely write the same row and each one's ETags stay fresh; after a conflict it reads the
+  whole partition again. A send is refused only when every shard is full, re-read to be
+  sure, so the cap stays exact;
 - a send one counter refuses gives back what the others took.
 """
 
@@ -24,19 +26,19 @@ import logging
 import random
 import secrets
 import threading
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from api import clock, ledger
+from api import clock
 from api.errors import AhoyError, RateLimited, ServiceUnavailable
 from api.settings import Settings
 from api.storage import (
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
-    TableTransactionError,
     at_once,
     key_of,
     storage_errors,
@@ -46,24 +48,38 @@ from api.storage import (
 log = logging.getLogger("ahoy.limits")
 
 TABLE = "counters"
-CALLER_COUNT = "count-"  # row key prefix of the caller's counters in the ledger
-GLOBAL_SHARDS = 32
+GLOBAL_SHARDS = 128
 MAX_ATTEMPTS = 200  # conditional writes lost to other writers before giving up (503)
 
 
 @dataclass(frozen=True)
 class Window:
-    """One counter: its row, how many it allows, and when its window ends."""
+    """One counter: its row and column, how many it allows, and when its window ends.
+
+    With `period`, the column counts only while the row's `<column>Of` holds that period (a
+    minute counted in the day's row); in any other period it counts from 0.
+    """
 
     partition: str
     row: str
     limit: int
     ends: datetime
     detail: str
-    table: str = TABLE
+    column: str = "Count"
+    period: str = ""
 
     def retry_after(self, now: datetime) -> int:
         return max(1, int((self.ends - now).total_seconds()) + 1)
+
+    def count(self, values: Mapping[str, Any] | None) -> int:
+        """This window's count in the row's `values` (None: no row yet)."""
+        if values is None or (self.period and values.get(f"{self.column}Of") != self.period):
+            return 0
+        return int(values.get(self.column) or 0)
+
+    def columns(self, count: int) -> dict[str, Any]:
+        """What the row stores for this window holding `count`."""
+        return {self.column: count, **({f"{self.column}Of": self.period} if self.period else {})}
 
 
 class _Full(Exception):
@@ -73,34 +89,20 @@ class _Full(Exception):
         self.window = window
 
 
-def caller_windows(caller: str, settings: Settings) -> list[Window]:
-    """The caller's minute and day windows (for `take`, and `give_back`)."""
-    return list(_windows(caller, "", settings, clock.now())[:2])
-
-
-def take(windows: list[Window], submit: ledger.Submit) -> None:
-    """One more on each of the caller's `windows`, written by `submit` with the send's row
-    (see ledger.write_counted); RateLimited, having written nothing, if one is full."""
+def consume(caller: str | None, destination: str, settings: Settings) -> list[Window]:
+    """Take one send from every window (what `give_back` returns), or raise RateLimited /
+    ServiceUnavailable (the global cap) having taken nothing. With no `caller` (a send Ahoy
+    makes itself, such as an auto-reply) only the destination's and the app's count."""
     now = clock.now()
-    try:
-        _counters(ledger.TABLE).take(windows, submit)
-    except _Full as full:
-        raise RateLimited(full.window.detail, retry_after=full.window.retry_after(now)) from None
-
-
-def consume(destination: str, settings: Settings) -> list[Window]:
-    """Take one send from the destination's hour and the app's day (what `give_back`
-    returns), or raise RateLimited / ServiceUnavailable (the global cap) having taken
-    nothing."""
-    now = clock.now()
-    _, _, hour, glob = _windows("", destination, settings, now)
-    counters = _counters(TABLE)
-    results = at_once(
-        [
-            lambda: _or_full(lambda: counters.take([hour])),
-            lambda: _or_full(lambda: counters.take_global(glob, settings.global_daily_cap)),
-        ]
-    )
+    minute, day, hour, glob = _windows(caller or "", destination, settings, now)
+    counters = _counters()
+    jobs: list[Callable[[], list[Window]]] = [
+        lambda: _or_full(lambda: counters.take([hour])),
+        lambda: _or_full(lambda: counters.take_global(glob, settings.global_daily_cap)),
+    ]
+    if caller is not None:
+        jobs.append(lambda: _or_full(lambda: counters.take([minute, day])))  # one row
+    results = at_once(jobs)
     taken = [w for result in results if isinstance(result, list) for w in result]
     errors = [result for result in results if not isinstance(result, list)]
     if not errors:
@@ -109,7 +111,9 @@ def consume(destination: str, settings: Settings) -> list[Window]:
     refusals = [e for e in errors if isinstance(e, _Refusal)]
     if len(refusals) < len(errors):
         raise next(e for e in errors if not isinstance(e, _Refusal))
-    full = refusals[0].window  # the destination's first: it is the one the caller can change
+    # The first refusal in the order minute, day, destination, global is the one reported.
+    order = [minute, day, hour]
+    full = min((r.window for r in refusals), key=lambda w: order.index(w) if w in order else 9)
     if full.partition == glob.partition:
         raise ServiceUnavailable(full.detail, retry_after=full.retry_after(now))
     raise RateLimited(full.detail, retry_after=full.retry_after(now))
@@ -120,19 +124,22 @@ def consume_global(settings: Settings) -> None:
     now = clock.now()
     glob = _windows("", "", settings, now)[3]
     try:
-        _counters(TABLE).take_global(glob, settings.global_daily_cap)
+        _counters().take_global(glob, settings.global_daily_cap)
     except _Full:
         raise ServiceUnavailable(glob.detail, retry_after=glob.retry_after(now)) from None
 
 
 def give_back(taken: list[Window]) -> None:
-    """Return what `consume` or `take` took (a send that was refused elsewhere, or never
-    made)."""
-    at_once([_giving_back(window) for window in taken])
+    """Return what `consume` took (a send that was refused elsewhere, or never made)."""
+    counters = _counters()
+    rows: dict[tuple[str, str], list[Window]] = {}
+    for window in taken:
+        rows.setdefault((window.partition, window.row), []).append(window)
+    at_once([_giving_back(counters, windows) for windows in rows.values()])
 
 
-def _giving_back(window: Window) -> Callable[[], None]:
-    return lambda: _counters(window.table).give_back(window)
+def _giving_back(counters: Counters, windows: list[Window]) -> Callable[[], None]:
+    return lambda: counters.give_back(windows)
 
 
 class _Refusal(AhoyError):
@@ -156,23 +163,23 @@ def _windows(
     minute = now.replace(second=0, microsecond=0)
     hour = minute.replace(minute=0)
     day = hour.replace(hour=0)
-    who, where = ledger.caller_partition(caller), key_of(destination)
+    who, where = key_of(caller), key_of(destination)
     return (
         Window(
-            who,
-            minute.strftime(f"{CALLER_COUNT}m%Y%m%d%H%M"),
+            f"caller-{who}",
+            day.strftime("d%Y%m%d"),
             settings.rate_limit_per_minute,
             minute + timedelta(minutes=1),
             f"At most {settings.rate_limit_per_minute} sends a minute per caller.",
-            ledger.TABLE,
+            column="Minute",
+            period=minute.strftime("%H%M"),
         ),
         Window(
-            who,
-            day.strftime(f"{CALLER_COUNT}d%Y%m%d"),
+            f"caller-{who}",
+            day.strftime("d%Y%m%d"),
             settings.daily_quota,
             day + timedelta(days=1),
             f"At most {settings.daily_quota} sends a day per caller.",
-            ledger.TABLE,
         ),
         Window(
             f"to-{where}",
@@ -198,33 +205,41 @@ def shard_limits(cap: int) -> list[int]:
     ]
 
 
+# A counter row as this process last saw it: its columns and its ETag.
+Seen = tuple[dict[str, Any], str]
+
+
 class Counters:
-    """A table's counters, with the last count and ETag this process saw for each row."""
+    """The counters table, with the last values and ETag this process saw for each row."""
 
-    def __init__(self, name: str) -> None:
-        self._table = table(name)
-        self._known: dict[tuple[str, str], tuple[int, str]] = {}
+    def __init__(self) -> None:
+        self._table = table(TABLE)
+        self._known: dict[tuple[str, str], Seen] = {}
         self._lock = threading.Lock()
+        # This process's order of the global shards, and how many of its sends write each now.
+        self._order = random.sample(range(GLOBAL_SHARDS), GLOBAL_SHARDS)
+        self._writing: Counter[int] = Counter()
 
-    def take(self, windows: list[Window], submit: ledger.Submit | None = None) -> list[Window]:
-        """One more on each window (one partition), all or none; _Full if one is at its limit.
-
-        With `submit`, the writes go through it (see ledger.write_counted)."""
-        partition = windows[0].partition
+    def take(self, windows: list[Window]) -> list[Window]:
+        """One more on each window (all in one row), all or none; _Full if one is at its
+        limit."""
+        partition, row = windows[0].partition, windows[0].row
         for _ in range(MAX_ATTEMPTS):
-            known = [self._seen(partition, w.row) for w in windows]
-            full = [w for w, k in zip(windows, known, strict=True) if k and k[0] + 1 > w.limit]
+            seen = self._seen(partition, row)
+            full = [w for w in windows if w.count(_values(seen)) + 1 > w.limit]
             if full:
-                fresh = self._read(partition, [w.row for w in full])
-                if all(k and k[0] + 1 > w.limit for w, k in zip(full, fresh, strict=True)):
+                fresh = self._read(partition, row)
+                if fresh is not None and all(w.count(fresh[0]) + 1 > w.limit for w in full):
                     raise _Full(full[0])
                 continue
-            if self._write(windows, known, +1, submit):
+            if self._write(windows, seen, +1):
                 return windows
         raise ServiceUnavailable("Too much contention on the send counters.", retry_after=1)
 
     def take_global(self, glob: Window, cap: int) -> list[Window]:
-        """One send from the daily cap: from a random shard with room, else _Full."""
+        """One send from the daily cap: from the first shard with room in this process's
+        order that none of its other sends is writing (else the first with room), else
+        _Full."""
         limits = shard_limits(cap)
         shards = [_shard(i) for i in range(GLOBAL_SHARDS)]
         refreshed = False
@@ -232,46 +247,50 @@ class Counters:
             self._read_partition(glob.partition)  # a process's first send of the day: 1 read
             refreshed = True
         for _ in range(MAX_ATTEMPTS):
-            seen = [self._seen(glob.partition, row) for row in shards]
-            open_shards = [
-                i for i, limit in enumerate(limits) if limit and (seen[i] or (0, ""))[0] < limit
-            ]
+            counts = [glob.count(_values(self._seen(glob.partition, row))) for row in shards]
+            open_shards = [i for i in self._order if limits[i] and counts[i] < limits[i]]
             if not open_shards:
                 if refreshed:
                     raise _Full(glob)
                 self._read_partition(glob.partition)
                 refreshed = True
                 continue
-            shard = random.choice(open_shards)  # noqa: S311  # spreading writes, not a secret
+            with self._lock:
+                shard = next((i for i in open_shards if not self._writing[i]), open_shards[0])
+                self._writing[shard] += 1
             window = Window(glob.partition, _shard(shard), limits[shard], glob.ends, glob.detail)
             try:
-                return self.take([window])
-            except _Full:
-                continue
+                seen = self._seen(glob.partition, window.row)  # maybe newer than `counts`
+                if window.count(_values(seen)) + 1 > window.limit:
+                    continue
+                if self._write([window], seen, +1, whole=True):
+                    return [window]
+            finally:
+                with self._lock:
+                    self._writing[shard] -= 1
+            refreshed = True  # another process wrote the shard: every shard was read again
         raise ServiceUnavailable("Too much contention on the send counters.", retry_after=1)
 
-    def give_back(self, window: Window) -> None:
-        """One less on `window` (a send that another counter refused)."""
+    def give_back(self, windows: list[Window]) -> None:
+        """One less on each of `windows` (all in one row) that still counts this send's
+        period (a send that another counter refused)."""
+        partition, row = windows[0].partition, windows[0].row
         for _ in range(MAX_ATTEMPTS):
-            known = (
-                self._seen(window.partition, window.row)
-                or self._read(window.partition, [window.row])[0]
-            )
-            if known is None or known[0] <= 0:
+            seen = self._seen(partition, row) or self._read(partition, row)
+            counted = [w for w in windows if w.count(_values(seen)) > 0]
+            if seen is None or not counted:
                 return
-            if self._write([window], [known], -1):
+            if self._write(counted, seen, -1):
                 return
 
     # --- storage ---------------------------------------------------------------------------
 
     def _write(
-        self,
-        windows: list[Window],
-        known: list[tuple[int, str] | None],
-        step: int,
-        submit: ledger.Submit | None = None,
+        self, windows: list[Window], seen: Seen | None, step: int, *, whole: bool = False
     ) -> bool:
-        """Move every window by `step` if none changed since `known`; False if one did."""
+        """Move every window (one row) by `step` if the row did not change since `seen`; False
+        if it did, having read it again (with `whole`, its whole partition: another process
+        writing one global shard has likely written others this process will pick next)."""
         from azure.core import MatchConditions
         from azure.data.tables import UpdateMode
 
@@ -279,107 +298,92 @@ class Counters:
         # fails (412/409) against it. The token tells this write's own result from another's,
         # so a landed write is never taken twice.
         token = secrets.token_hex(8)
-        operations: list[Any] = []
-        for window, seen in zip(windows, known, strict=True):
-            entity = {
-                "PartitionKey": window.partition,
-                "RowKey": window.row,
-                "Count": (seen[0] if seen else 0) + step,
-                "Token": token,
-            }
-            if seen is None:
-                operations.append(("create", entity))
-            else:
-                conditions = {"etag": seen[1], "match_condition": MatchConditions.IfNotModified}
-                operations.append(("update", entity, {"mode": UpdateMode.REPLACE, **conditions}))
-        written: list[Any]
+        values = dict(_values(seen) or {})
+        for window in windows:
+            values.update(window.columns(window.count(_values(seen)) + step))
+        entity = {
+            **values,
+            "PartitionKey": windows[0].partition,
+            "RowKey": windows[0].row,
+            "Token": token,
+        }
         try:
             with storage_errors():
-                if submit is not None:
-                    written = submit(operations)
-                elif len(operations) == 1:
-                    _, entity, *options = operations[0]
-                    if options:
-                        written = [self._table.update_entity(entity, **options[0])]
-                    else:
-                        written = [self._table.create_entity(entity)]
+                if seen is None:
+                    metadata = self._table.create_entity(entity)
                 else:
-                    written = list(self._table.submit_transaction(operations))
+                    metadata = self._table.update_entity(
+                        entity,
+                        mode=UpdateMode.REPLACE,
+                        etag=seen[1],
+                        match_condition=MatchConditions.IfNotModified,
+                    )
         except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
-            return self._refresh(windows, token)
-        except TableTransactionError as failed:
-            if submit is not None or failed.status_code not in (404, 409, 412):
-                raise  # with `submit`, a failure of the steps the counters were written with
-            return self._refresh(windows, token)
-        with self._lock:
-            for operation, metadata in zip(operations, written, strict=True):
-                entity = operation[1]
-                key = (entity["PartitionKey"], entity["RowKey"])
-                self._known[key] = (entity["Count"], metadata["etag"])
+            return self._refresh(windows[0], token, whole)
+        self._remember(entity, metadata["etag"])
         return True
 
-    def _read(
-        self, partition: str, rows: list[str], tokens: list[str] | None = None
-    ) -> list[tuple[int, str] | None]:
-        found: list[tuple[int, str] | None] = []
-        for row in rows:
-            with storage_errors():
-                try:
-                    entity = self._table.get_entity(partition, row)
-                except ResourceNotFoundError:
-                    found.append(None)
-                    continue
-            if tokens is not None:
-                tokens.append(str(entity.get("Token", "")))
-            found.append(self._remember(entity))
-        return found
+    def _read(self, partition: str, row: str) -> Seen | None:
+        with storage_errors():
+            try:
+                entity = self._table.get_entity(partition, row)
+            except ResourceNotFoundError:
+                with self._lock:
+                    self._known.pop((partition, row), None)
+                return None
+        return self._remember(entity, str(entity.metadata["etag"]))
 
     def _read_partition(self, partition: str) -> None:
         with storage_errors():
             entities = list(self._table.query_entities(f"PartitionKey eq '{partition}'"))
         for entity in entities:
-            self._remember(entity)
+            self._remember(entity, str(entity.metadata["etag"]))
 
-    def _remember(self, entity: Any) -> tuple[int, str]:
-        seen = (int(entity["Count"]), str(entity.metadata["etag"]))
+    def _remember(self, entity: Mapping[str, Any], etag: str) -> Seen:
+        values = {k: v for k, v in entity.items() if k not in ("PartitionKey", "RowKey")}
+        seen = (values, etag)
         with self._lock:
             if len(self._known) > 10_000:  # old windows pile up; forget them all
                 self._known.clear()
             self._known[(entity["PartitionKey"], entity["RowKey"])] = seen
         return seen
 
-    def _seen(self, partition: str, row: str) -> tuple[int, str] | None:
+    def _seen(self, partition: str, row: str) -> Seen | None:
         with self._lock:
             return self._known.get((partition, row))
 
-    def _refresh(self, windows: list[Window], token: str) -> bool:
-        """A write failed on a conflict: read the rows. True if they hold this write after all
-        (its answer was lost and the SDK's retry met it), False if another writer's."""
-        tokens: list[str] = []
-        seen = self._read(windows[0].partition, [w.row for w in windows], tokens)
-        if len(tokens) == len(windows) and all(t == token for t in tokens):
+    def _refresh(self, window: Window, token: str, whole: bool) -> bool:
+        """A write failed on a conflict: read the row (or its partition). True if it holds
+        this write after all (its answer was lost and the SDK's retry met it), False if
+        another writer's."""
+        if whole:
+            self._read_partition(window.partition)
+            seen = self._seen(window.partition, window.row)
+        else:
+            seen = self._read(window.partition, window.row)
+        if seen is not None and seen[0].get("Token") == token:
             log.info("a counter write landed though its answer was lost")
             return True
-        for window, known in zip(windows, seen, strict=True):
-            if known is None:
-                with self._lock:
-                    self._known.pop((window.partition, window.row), None)
         return False
 
 
+def _values(seen: Seen | None) -> dict[str, Any] | None:
+    return seen[0] if seen else None
+
+
 def _shard(index: int) -> str:
-    return f"s{index:02d}"
+    return f"s{index:03d}"
 
 
 _counters_by_table: dict[str, Counters] = {}
 _counters_lock = threading.Lock()
 
 
-def _counters(name: str) -> Counters:
-    """The process's Counters of table `name` (tests change the tables' prefix)."""
-    full_name = table(name).table_name
+def _counters() -> Counters:
+    """The process's Counters for the current tables (tests change the tables' prefix)."""
+    name = table(TABLE).table_name
     with _counters_lock:
-        counters = _counters_by_table.get(full_name)
+        counters = _counters_by_table.get(name)
         if counters is None:
-            counters = _counters_by_table[full_name] = Counters(name)
+            counters = _counters_by_table[name] = Counters()
         return counters

@@ -141,7 +141,7 @@ def _send(
     create: Callable[[str], Created],
 ) -> Answer:
     used = None
-    if key is not None:  # the claim and the ledger row are written together
+    if key is not None:  # the ledger row is the key's claim
         print_ = idempotency.fingerprint(row.kind, canonical_body)
         used = idempotency.Key(row.caller, key, print_, settings.idempotency_ttl_hours)
     held = admit(row, settings, used)
@@ -150,7 +150,7 @@ def _send(
     try:
         created = create(f"{settings.public_base_url}/api/status?ref={row.ref}")
     except AhoyError as error:
-        _record_failure(row, held, error)
+        _record_failure(row, error)
         raise
     answer = _accepted(created)
     try:  # one write: the row with its answer (its SID index comes with the first callback)
@@ -167,7 +167,7 @@ def _send(
     return answer
 
 
-def _record_failure(row: ledger.Row, held: idempotency.Claim | None, error: AhoyError) -> None:
+def _record_failure(row: ledger.Row, error: AhoyError) -> None:
     """Record why the send failed. Storage failing too never hides Twilio's error from the
     caller: what is left to write is written once storage is back."""
     if isinstance(error, UpstreamTimeout) or (
@@ -187,12 +187,10 @@ def _record_failure(row: ledger.Row, held: idempotency.Claim | None, error: Ahoy
         )
     else:
         # Never sent (Twilio unreachable, rate limiting us, rejecting our credentials).
-        def never_sent() -> None:
-            ledger.set_state(row.ref, "failed", error.code)
-            if held is not None:
-                idempotency.release(held)
-
-        keep_trying(never_sent, "releasing a key")
+        keep_trying(
+            lambda: ledger.set_state(row.ref, "failed", error.code, release=True),
+            "releasing a key",
+        )
 
 
 def _settle_earlier(held: idempotency.Claim) -> Answer:
@@ -208,10 +206,9 @@ def _settle_earlier(held: idempotency.Claim) -> Answer:
         if found is not None:
             answer = _accepted(found)
             row = ledger.record_status(row.ref, sid=found.sid, status=found.status, answer=answer)
-        elif abandoned:
+        elif abandoned and ledger.delete(row):
             # No request is working on it any more and Twilio has nothing like it: storage
             # failed before Twilio was asked. Free the key: the next retry sends.
-            ledger.delete(row.ref, [idempotency.release_operation(held)])
             raise Conflict(
                 "The first request with this Idempotency-Key never reached Twilio; the key is "
                 "free again. Retry now.",

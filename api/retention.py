@@ -1,9 +1,10 @@
 """Retention: what Ahoy deletes, once a day (the `retention` timer function).
 
-- Idempotency-Key claims past IDEMPOTENCY_TTL_HOURS;
 - counter rows whose window has ended (untouched for over a day: no window is longer);
 - ledger rows (and their SID index) and inbox items (and their recording index) older than
-  RETENTION_DAYS: they hold phone numbers and message hashes, which are personal data.
+  RETENTION_DAYS: they hold phone numbers and message hashes, which are personal data. An
+  Idempotency-Key's claim is its send's row: it goes with it (the key is honoured only for
+  IDEMPOTENCY_TTL_HOURS in any case).
 
 Rows are found by query and deleted in entity-group batches of at most 100, per partition, at
 most MAX_DELETES per kind per run (the next run goes on). Deleting is idempotent: a row
@@ -20,10 +21,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from api import clock, inbox, ledger, limits
-from api.idempotency import KEY
 from api.settings import get_settings
 from api.storage import (
-    ResourceNotFoundError,
     TableTransactionError,
     storage_errors,
     table,
@@ -48,20 +47,13 @@ class Expiry:
 def expiries(now: datetime) -> list[Expiry]:
     settings = get_settings()
     cutoff = _odata(now - timedelta(days=settings.retention_days))
-    keys_before = _odata(now - timedelta(hours=settings.idempotency_ttl_hours))
     counters_before = _odata(now - COUNTER_GRACE)
     return [
-        Expiry("idempotency keys", ledger.TABLE, f"{_prefix(KEY)} and Created lt {keys_before}"),
         Expiry("ledger rows", ledger.TABLE, f"{_prefix(ledger.SEND)} and Created lt {cutoff}"),
         Expiry(
             "SID index rows", ledger.TABLE, f"{_prefix(ledger.SID_INDEX)} and Created lt {cutoff}"
         ),
         Expiry("counter windows", limits.TABLE, f"Timestamp lt {counters_before}"),
-        Expiry(
-            "caller counter windows",
-            ledger.TABLE,
-            f"{_prefix(limits.CALLER_COUNT)} and Timestamp lt {counters_before}",
-        ),
         Expiry(
             "inbox items",
             inbox.TABLE,
@@ -103,20 +95,25 @@ def _purge(expiry: Expiry) -> int:
 
 
 def _delete(name: str, entities: list[Any]) -> int:
-    """Delete one partition's rows in one transaction; row by row if another run was first."""
+    """Delete one partition's rows in one transaction; row by row if another run was first
+    (each as its own transaction: a plain delete does not say whether the row was there)."""
     rows = table(name)
-    keys = [{"PartitionKey": e["PartitionKey"], "RowKey": e["RowKey"]} for e in entities]
+    steps = [
+        ("delete", {"PartitionKey": e["PartitionKey"], "RowKey": e["RowKey"]}) for e in entities
+    ]
     try:
-        rows.submit_transaction([("delete", key) for key in keys])
-        return len(keys)
+        rows.submit_transaction(steps)
+        return len(steps)
     except TableTransactionError as failed:
         if failed.status_code != 404:
             raise
     deleted = 0
-    for key in keys:
+    for step in steps:
         try:
-            rows.delete_entity(key["PartitionKey"], key["RowKey"])
-        except ResourceNotFoundError:
+            rows.submit_transaction([step])
+        except TableTransactionError as failed:
+            if failed.status_code != 404:
+                raise
             continue
         deleted += 1
     return deleted

@@ -78,6 +78,9 @@ class StorageAccess:
     table_endpoint: str | None
     managed_identity: bool
     client_id: str | None
+    # A proxy or CA bundle set in the environment (NETWORK_ENVIRONMENT): only then does the
+    # HTTP client look there, which it otherwise does on every request.
+    network_from_environment: bool = False
 
 
 STORAGE_SETTING = "AzureWebJobsStorage"
@@ -85,6 +88,11 @@ STORAGE_TABLE_URI = "AzureWebJobsStorage__tableServiceUri"
 STORAGE_ACCOUNT = "AzureWebJobsStorage__accountName"
 STORAGE_CREDENTIAL = "AzureWebJobsStorage__credential"
 STORAGE_CLIENT_ID = "AzureWebJobsStorage__clientId"
+NETWORK_ENVIRONMENT = (
+    *("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"),
+    *("http_proxy", "https_proxy", "all_proxy", "no_proxy"),
+    *("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"),
+)
 
 
 @dataclass(frozen=True)
@@ -213,9 +221,10 @@ class Settings:
 
 
 def _storage_access(reader: _Reader) -> StorageAccess:
+    network = any(reader.env.get(name) for name in NETWORK_ENVIRONMENT)
     connection = reader.optional(STORAGE_SETTING, Secret[str])
     if connection is not None or STORAGE_SETTING in reader.bad:
-        return StorageAccess(connection, None, managed_identity=False, client_id=None)
+        return StorageAccess(connection, None, False, None, network)
     endpoint = reader.optional(STORAGE_TABLE_URI, _https_origin_and_path) or (
         _account_table_endpoint(account)
         if (account := reader.optional(STORAGE_ACCOUNT, _account_name))
@@ -228,7 +237,7 @@ def _storage_access(reader: _Reader) -> StorageAccess:
         reader.bad.extend([STORAGE_CLIENT_ID, STORAGE_CREDENTIAL])
     if endpoint is None and not {STORAGE_TABLE_URI, STORAGE_ACCOUNT} & set(reader.bad):
         reader.bad.append(STORAGE_SETTING)
-    return StorageAccess(None, endpoint, credential == "managedidentity", client_id)
+    return StorageAccess(None, endpoint, credential == "managedidentity", client_id, network)
 
 
 def _account_table_endpoint(account: str) -> str:

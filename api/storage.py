@@ -62,6 +62,7 @@ class Tables:
             "retry_backoff_factor": 0.2,
             "connection_timeout": 3,
             "read_timeout": 5,
+            "use_env_settings": access.network_from_environment,
         }
         if access.connection_string is not None:
             self._service = TableServiceClient.from_connection_string(

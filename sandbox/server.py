@@ -78,6 +78,11 @@ class Account:
         )
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # the default 5 drops connections when many clients connect at once
+
+
 class Sandbox:
     """The running sandbox: server, outbox and player."""
 
@@ -87,8 +92,7 @@ class Sandbox:
         self.account = account
         self.host = host
         self.outbox = Outbox()
-        self.server = ThreadingHTTPServer((host, port), _handler(self))
-        self.server.daemon_threads = True
+        self.server = _Server((host, port), _handler(self))
         self.player = Player(
             self.outbox,
             account.sid,

@@ -257,3 +257,56 @@ def test_50_concurrent_duplicates_reach_twilio_once(twilio: responses.RequestsMo
     assert statuses.count(201) >= 1
     assert set(statuses) <= {201, 409}
     assert len(ledger_rows()) == 1
+
+
+# --- the send's row is the key's claim ---------------------------------------------------
+
+
+def sid_of(response: func.HttpResponse) -> str:
+    return str(json.loads(response.get_body())["sid"])
+
+
+def test_an_expired_key_sends_anew_and_the_first_send_stays_on_record(
+    twilio: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from api.app_routes import get_message
+
+    monkeypatch.setenv("IDEMPOTENCY_TTL_HOURS", "1")
+    twilio.post(MESSAGES_URL, json=twilio_message(), status=201)
+    twilio.post(MESSAGES_URL, json=twilio_message(sid="SM" + "d" * 32), status=201)
+    first = post_sms("k-again")
+    later = clock.now() + timedelta(hours=1, minutes=1)
+    monkeypatch.setattr(clock, "now", lambda: later)
+    second = post_sms("k-again")
+    assert (sid_of(first), sid_of(second)) == (SID, "SM" + "d" * 32)
+    again = post_sms("k-again")
+    assert (sid_of(again), again.headers.get("Idempotent-Replayed")) == ("SM" + "d" * 32, "true")
+    assert len(twilio.calls) == 2
+    assert sorted(row.sid or "" for row in ledger_rows()) == [SID, "SM" + "d" * 32]
+    for sid in (SID, "SM" + "d" * 32):
+        shown = get_message(request("GET", f"/api/messages/{sid}", route_params={"sid": sid}))
+        assert shown.status_code == 200
+
+
+def test_keys_whose_hashes_begin_alike_are_told_apart(
+    twilio: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reference holds only the start of a key's hash; the row holds all of it."""
+    from api import idempotency
+
+    monkeypatch.setattr(idempotency, "HASH_CHARS", 1)  # so that two keys share a start
+    stems: dict[str, str] = {}
+    for n in range(100):
+        key = f"k-{n}"
+        stem = idempotency.Key("user-1", key, "", 24).stem
+        if stem in stems:
+            one, other = stems[stem], key
+            break
+        stems[stem] = key
+    twilio.post(MESSAGES_URL, json=twilio_message(), status=201)
+    twilio.post(MESSAGES_URL, json=twilio_message(sid="SM" + "e" * 32), status=201)
+    assert sid_of(post_sms(one)) == SID
+    assert sid_of(post_sms(other)) == "SM" + "e" * 32  # another key: sent, not replayed
+    assert sid_of(post_sms(one)) == SID
+    assert sid_of(post_sms(other)) == "SM" + "e" * 32
+    assert len(twilio.calls) == 2

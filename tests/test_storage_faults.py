@@ -76,6 +76,11 @@ def retried_while_in_flight(key: str) -> func.HttpResponse | None:
     return eventually(attempt, timeout=5)  # type: ignore[no-any-return]
 
 
+def claims_the_key(method: str, body: bytes) -> bool:
+    """The request that inserts the send's ledger row: with a key, the key's claim."""
+    return method == "POST" and b'"send-' in body
+
+
 def sent_to_twilio(mock: responses.RequestsMock) -> list[str]:
     """The methods of the requests that reached Twilio (not the storage passed through)."""
     return [str(c.request.method) for c in mock.calls if MESSAGES_URL in (c.request.url or "")]
@@ -168,7 +173,7 @@ def test_a_claim_that_landed_but_whose_answer_was_lost_is_freed_once_storage_is_
     def lose_the_claims_answer(method: str, path: str, body: bytes) -> str | None:
         if lost:
             return "drop"  # and storage stays down
-        if b'"key-' in body:
+        if claims_the_key(method, body):
             lost.append(path)
             return "lose"  # the claim and the row land; the answer never comes back
         return None
@@ -196,7 +201,7 @@ def test_storage_failing_between_the_claim_and_twilio_frees_the_key_once_it_is_b
     def fail_after_the_claim(method: str, path: str, body: bytes) -> str | None:
         if claimed:
             return "drop"
-        if b'"key-' in body:
+        if claims_the_key(method, body):
             claimed.append(path)
             return None  # the claim lands and is answered
         return "drop" if b"counters" in body or "counters" in path else None
@@ -268,7 +273,7 @@ def test_a_claim_the_sdk_sent_again_after_its_answer_was_lost_is_recognised_as_o
     lost: list[str] = []
 
     def busy_once(method: str, path: str, body: bytes) -> str | None:
-        if b'"key-' in body and not lost:
+        if claims_the_key(method, body) and not lost:
             lost.append(path)
             return "busy-after"
         return None
@@ -295,3 +300,27 @@ def test_background_retries_stop_once_the_process_uses_other_tables(
     monkeypatch.setenv("AHOY_TABLE_PREFIX", "elsewhere")
     reset_caches()
     assert eventually(lambda: not background_retries_running(), timeout=5)
+
+
+@pytest.mark.parametrize("variable", ["HTTP_PROXY", "http_proxy"])
+def test_a_proxy_set_in_the_environment_carries_the_storage_requests(
+    storage: str, azurite: Azurite, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    """The storage client reads proxy settings from the environment only when one is set (it
+    would otherwise look on every request): set, it is honoured."""
+    forward = StorageProxy(f"http://127.0.0.1:{azurite.port}", delay=0).start()
+    try:
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as twilio:
+            twilio.add_passthru(f"http://127.0.0.1:{azurite.port}")
+            twilio.post(MESSAGES_URL, json=twilio_message(), status=201)
+            assert post("direct").status_code == 201
+            assert forward.exchanges == []
+
+            for name in ("NO_PROXY", "no_proxy"):
+                monkeypatch.delenv(name, raising=False)
+            monkeypatch.setenv(variable, forward.url)
+            reset_caches()
+            assert post("proxied").status_code == 201
+        assert any(e.method == "POST" for e in forward.exchanges)
+    finally:
+        forward.stop()

@@ -90,7 +90,10 @@ class StorageProxy:
                 request.transport.close()  # the client sees the connection drop
                 raise ConnectionResetError
             headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
-            target = URL(self.upstream + request.raw_path, encoded=True)  # as signed
+            path = request.raw_path
+            if path.startswith("http://"):  # sent to it as a forward proxy: absolute form
+                path = "/" + path.split("/", 3)[3]
+            target = URL(self.upstream + path, encoded=True)  # as signed
             async with session["client"].request(
                 request.method,
                 target,

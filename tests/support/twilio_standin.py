@@ -27,6 +27,11 @@ class Recorded:
     at: float = 0.0  # time.monotonic() when it arrived
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # the default 5 drops connections when many clients connect at once
+
+
 @dataclass
 class TwilioStandIn:
     """Serve on 127.0.0.1:<port>; `requests` lists what arrived; answers after `delay` s."""
@@ -69,8 +74,7 @@ class TwilioStandIn:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
