@@ -34,6 +34,7 @@ from api.settings import STORAGE_SETTING, StorageAccess, get_settings
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
+    from azure.core.pipeline.transport import RequestsTransport
 
 log = logging.getLogger("ahoy.storage")
 
@@ -60,9 +61,7 @@ class Tables:
         options: dict[str, Any] = {
             "retry_total": 2,
             "retry_backoff_factor": 0.2,
-            "connection_timeout": 3,
-            "read_timeout": 5,
-            "use_env_settings": access.network_from_environment,
+            "transport": _transport(access),
         }
         if access.connection_string is not None:
             self._service = TableServiceClient.from_connection_string(
@@ -101,6 +100,26 @@ class Tables:
         next(iter(tables.by_page()), None)
 
 
+def _transport(access: StorageAccess) -> RequestsTransport:
+    """HTTP for the tables: a connection per storage thread kept open (requests keeps 10 and
+    opens, then drops, one more for every request beyond them), the environment's proxy
+    settings read only when there are some (requests would read them on every request)."""
+    import requests
+    from azure.core.pipeline.transport import RequestsTransport
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+
+    session = requests.Session()
+    session.trust_env = access.network_from_environment
+    no_retries = Retry(total=False, redirect=False, raise_on_status=False)  # azure-core retries
+    adapter = HTTPAdapter(pool_maxsize=STORAGE_THREADS, max_retries=no_retries)
+    for scheme in ("http://", "https://"):
+        session.mount(scheme, adapter)
+    return RequestsTransport(
+        session=session, session_owner=False, connection_timeout=3, read_timeout=5
+    )
+
+
 def _token_credential(access: StorageAccess) -> TokenCredential:
     """The managed identity (user-assigned when a client id is set), else the default chain."""
     from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
@@ -125,6 +144,7 @@ KEEP_TRYING_THREAD = "ahoy-keep-trying"
 _bound: contextvars.ContextVar[Tables | None] = contextvars.ContextVar("tables", default=None)
 
 T = TypeVar("T")
+STORAGE_THREADS = 64  # storage requests a process makes at once (at_once's threads)
 _pool_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 
@@ -140,7 +160,9 @@ def at_once(calls: list[Callable[[], T]]) -> list[T | AhoyError]:
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="ahoy-storage")
+            _pool = ThreadPoolExecutor(
+                max_workers=STORAGE_THREADS, thread_name_prefix="ahoy-storage"
+            )
         pool = _pool
 
     def attempt(call: Callable[[], T]) -> T | AhoyError:

@@ -57,7 +57,10 @@ def main() -> int:
                 azurite.connection_string, f"{PREFIX}ledger"
             )
             states = Counter(
-                e["State"] for e in ledger.query_entities("RowKey eq 'send'", select=["State"])
+                e["State"]
+                for e in ledger.query_entities(
+                    "RowKey ge 'send-' and RowKey lt 'send.'", select=["State"]
+                )
             )
         finally:
             host.stop()

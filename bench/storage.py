@@ -85,6 +85,18 @@ def one_client(app: Fleet, route: str, n: int) -> list[float]:
 
 
 def many_clients(app: Fleet, route: str, clients: int, each: int) -> tuple[list[float], Counter]:
+    """`clients` clients sending `each` sends one after another, spread over the processes,
+    after an untimed burst as large through each process warms it (its first requests load
+    modules and fill its connection and thread pools: a cold start, not load)."""
+    with ThreadPoolExecutor(clients) as pool:
+        list(
+            pool.map(
+                lambda i: app.post(
+                    i, route, KINDS[route](), caller=f"warm{i}", key=uuid.uuid4().hex
+                ),
+                range(clients * len(app.hosts)),
+            )
+        )
     latencies: list[float] = []
     statuses: Counter = Counter()
     lock = threading.Lock()
