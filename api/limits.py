@@ -219,21 +219,32 @@ class Counters:
         # This process's order of the global shards, and how many of its sends write each now.
         self._order = random.sample(range(GLOBAL_SHARDS), GLOBAL_SHARDS)
         self._writing: Counter[int] = Counter()
+        # One writer per row in this process: its sends queue for a row (one caller's, one
+        # destination's) instead of racing each other's ETags; other processes' writes are
+        # still caught by the ETag.
+        self._row_locks: dict[tuple[str, str], threading.Lock] = {}
+
+    def _row_lock(self, partition: str, row: str) -> threading.Lock:
+        with self._lock:
+            if len(self._row_locks) > 10_000:  # old windows pile up; forget the idle ones
+                self._row_locks = {k: v for k, v in self._row_locks.items() if v.locked()}
+            return self._row_locks.setdefault((partition, row), threading.Lock())
 
     def take(self, windows: list[Window]) -> list[Window]:
         """One more on each window (all in one row), all or none; _Full if one is at its
         limit."""
         partition, row = windows[0].partition, windows[0].row
-        for _ in range(MAX_ATTEMPTS):
-            seen = self._seen(partition, row)
-            full = [w for w in windows if w.count(_values(seen)) + 1 > w.limit]
-            if full:
-                fresh = self._read(partition, row)
-                if fresh is not None and all(w.count(fresh[0]) + 1 > w.limit for w in full):
-                    raise _Full(full[0])
-                continue
-            if self._write(windows, seen, +1):
-                return windows
+        with self._row_lock(partition, row):
+            for _ in range(MAX_ATTEMPTS):
+                seen = self._seen(partition, row)
+                full = [w for w in windows if w.count(_values(seen)) + 1 > w.limit]
+                if full:
+                    fresh = self._read(partition, row)
+                    if fresh is not None and all(w.count(fresh[0]) + 1 > w.limit for w in full):
+                        raise _Full(full[0])
+                    continue
+                if self._write(windows, seen, +1):
+                    return windows
         raise ServiceUnavailable("Too much contention on the send counters.", retry_after=1)
 
     def take_global(self, glob: Window, cap: int) -> list[Window]:
@@ -275,13 +286,14 @@ class Counters:
         """One less on each of `windows` (all in one row) that still counts this send's
         period (a send that another counter refused)."""
         partition, row = windows[0].partition, windows[0].row
-        for _ in range(MAX_ATTEMPTS):
-            seen = self._seen(partition, row) or self._read(partition, row)
-            counted = [w for w in windows if w.count(_values(seen)) > 0]
-            if seen is None or not counted:
-                return
-            if self._write(counted, seen, -1):
-                return
+        with self._row_lock(partition, row):
+            for _ in range(MAX_ATTEMPTS):
+                seen = self._seen(partition, row) or self._read(partition, row)
+                counted = [w for w in windows if w.count(_values(seen)) > 0]
+                if seen is None or not counted:
+                    return
+                if self._write(counted, seen, -1):
+                    return
 
     # --- storage ---------------------------------------------------------------------------
 
