@@ -115,9 +115,7 @@ def _transport(access: StorageAccess) -> RequestsTransport:
     adapter = HTTPAdapter(pool_maxsize=STORAGE_THREADS, max_retries=no_retries)
     for scheme in ("http://", "https://"):
         session.mount(scheme, adapter)
-    return RequestsTransport(
-        session=session, session_owner=False, connection_timeout=3, read_timeout=5
-    )
+    return RequestsTransport(session=session, connection_timeout=3, read_timeout=5)
 
 
 def _token_credential(access: StorageAccess) -> TokenCredential:
