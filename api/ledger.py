@@ -222,13 +222,15 @@ def withdraw(row: Row) -> None:
         delete(there)
 
 
-def query(partition: str, first: str, last: str) -> list[Row]:
-    """The send rows of `partition` whose row keys are from `first` to before `last`."""
+def query(partition: str, first: str, last: str, *, sid: str | None = None) -> list[Row]:
+    """The send rows of `partition` whose row keys are from `first` to before `last` (and
+    whose SID is `sid`, when given)."""
+    where = "PartitionKey eq @partition and RowKey ge @first and RowKey lt @last"
+    parameters = {"partition": partition, "first": first, "last": last}
+    if sid is not None:
+        where, parameters["sid"] = f"{where} and Sid eq @sid", sid
     with storage_errors():
-        found = table(TABLE).query_entities(
-            "PartitionKey eq @partition and RowKey ge @first and RowKey lt @last",
-            parameters={"partition": partition, "first": first, "last": last},
-        )
+        found = table(TABLE).query_entities(where, parameters=parameters)
         return [Row.from_entity(entity) for entity in found]
 
 
@@ -249,17 +251,11 @@ def find_by_sid(caller: str, sid: str) -> Row | None:
     if not _SID_SHAPE.match(sid):
         return None
     partition = caller_partition(caller)
-    rows = table(TABLE)
     with storage_errors():
         try:
-            index = rows.get_entity(partition, SID_INDEX + sid)
+            index = table(TABLE).get_entity(partition, SID_INDEX + sid)
         except ResourceNotFoundError:
-            found = rows.query_entities(
-                "PartitionKey eq @partition and RowKey ge @first and RowKey lt @last "
-                "and Sid eq @sid",
-                parameters={"partition": partition, "first": SEND, "last": "send.", "sid": sid},
-            )
-            return next((Row.from_entity(entity) for entity in found), None)
+            return next(iter(query(partition, SEND, "send.", sid=sid)), None)
     return get(index["Ref"])
 
 
