@@ -76,7 +76,7 @@ def inbox(req: func.HttpRequest) -> func.HttpResponse:
     return _inbox_page(req)
 
 
-@bp.route(route="admin/inbox", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+@bp.route(route="ops/inbox", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
 @answers_problems
 def admin_inbox(req: func.HttpRequest) -> func.HttpResponse:
     """The same for the master key: the host has checked it (the Functions admin level)."""

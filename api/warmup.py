@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import azure.functions as func
 
+# Not `func.WarmUpContext`: azure-functions lists it in __all__ but does not export it. And not
+# `object`: the runtime checks each trigger's annotation against its converter, and one refusal
+# fails the whole index (Azure would serve no function at all).
+from azure.functions.warmup import WarmUpContext
+
 from api.auth import warn_about_key_mode
 
 bp = func.Blueprint()
 
 
 @bp.warm_up_trigger(arg_name="warmup")
-def warmup(warmup: object) -> None:
+def warmup(warmup: WarmUpContext) -> None:
     warn_about_key_mode()  # builds the settings first

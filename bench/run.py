@@ -2,18 +2,21 @@
 
     .venv/bin/python -m bench.run [--quick] [--write bench/RESULTS.md]
 
-1. cold import of function_app vs a naive app with twilio.rest, pydantic-settings and
-   phonenumbers imported at module top (goal <= 0.3x the naive delta);
+1. cold import of function_app vs a naive app with the libraries it uses imported at module
+   top (bench/naive_app.py; goal <= 0.3x the naive delta); and cold start on Python 3.13 with
+   Azure's runtime against 3.11 (bench/python_versions.py, paired);
 2. first signed /api/twiml request in a fresh process: which heavy modules it loaded, and its
    time to first response vs the naive app;
-3. warm overhead in-process: sendSms and makeCall handlers (Twilio answered by an in-memory
-   transport, storage on Azurite) vs the same Twilio call plus the same storage requests made
-   directly, as Ahoy makes them (all but the last at once, then the last): Ahoy's own code
-   (goal <= 1.3x); and, for reference, vs the design's floor of storage, one write before and
-   one after (bench/storage.py holds the design to its goals with storage as far away as
-   Azure's); TwiML render of a sealed flow with its signature checked
-   vs a direct handler that checks the same signature on the same request and builds the same
-   VoiceResponse (goal <= 1.5x), and, for reference, vs those two library calls alone;
+3. warm overhead in-process, every call invoked through Azure's execution runtime (Ahoy's
+   functions and the floors alike, bench/runtime_app.py): sendSms and makeCall handlers
+   (Twilio answered by an in-memory transport, storage on Azurite) vs the same Twilio call plus
+   the same storage requests made directly, as Ahoy makes them (all but the last at once, then
+   the last): Ahoy's own code (goal <= 1.3x); and, for reference, vs the design's floor of
+   storage, one write before and one after (bench/storage.py holds the design to its goals
+   with storage as far away as Azure's); TwiML render of a sealed flow with its signature
+   checked vs a direct handler that checks the same signature on the same request and builds
+   the same VoiceResponse (goal <= 1.5x), and, for reference, vs those two library calls alone; the
+   runtime's own cost per invocation (an empty function through it vs called directly);
 4. connection reuse: TCP connections opened for 200 sequential sends to a loopback stand-in
    (goal: exactly 1);
 5. local host throughput for /api/twiml at 32 connections vs a bare ASGI hello world on the
@@ -36,7 +39,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -72,6 +75,7 @@ def main() -> int:
     runs = 3 if args.quick else 15
     rows: list[Row] = []
     rows += cold_import(runs)
+    rows += python_versions(runs)
     rows += first_request(runs)
     with tempfile.TemporaryDirectory() as tmp:
         from tests.support.azurite import Azurite
@@ -142,6 +146,24 @@ def cold_import(runs: int) -> list[Row]:
             f"{ours / naive:.2f}x",
             "<= 0.3x " + _verdict(ours / naive <= 0.3),
         )
+    ]
+
+
+def python_versions(runs: int) -> list[Row]:
+    from bench.python_versions import paired
+
+    found = paired(runs)
+    if not found:
+        return [("1. Python 3.13 vs 3.11", "-", "no Python 3.11 here", "-", "")]
+    return [
+        (
+            f"1. {figure}, Python 3.13 + azure-functions-runtime",
+            f"{new:.1f} ms",
+            f"{old:.1f} ms (Python 3.11, azure-functions 1.x, paired)",
+            f"{ratio:.2f}x",
+            "",
+        )
+        for figure, new, old, ratio in found
     ]
 
 
@@ -294,6 +316,7 @@ def _storage_round_trips(action: Callable[[], None]) -> list[str]:
 
 
 def warm_overhead(n: int) -> list[Row]:
+    """Figure 3, every call invoked through Azure's execution runtime, Ahoy's and the floor's."""
     import azure.functions as func
     from azure.data.tables import TableServiceClient, UpdateMode
     from twilio.request_validator import RequestValidator
@@ -301,11 +324,11 @@ def warm_overhead(n: int) -> list[Row]:
     from twilio.twiml.voice_response import VoiceResponse
 
     from api import messaging
-    from api.app_routes import make_call, send_sms
     from api.settings import get_settings
-    from api.twilio_routes import twiml
     from api.twilio_service import TwilioService
+    from bench.in_runtime import FLOORS, Invoker
 
+    invoke = Invoker()
     transport = _in_memory_twilio()
     service = TwilioService(get_settings(), http_client=transport)
     messaging.get_twilio_service = lambda: service  # type: ignore[assignment]
@@ -321,13 +344,24 @@ def warm_overhead(n: int) -> list[Row]:
     ).create_table_if_not_exists("benchfloor")
     table.upsert_entity({"PartitionKey": "p", "RowKey": "existing", "Count": 0})
 
-    def app_request(path: str, body: dict[str, Any]) -> func.HttpRequest:
-        return func.HttpRequest(
-            "POST",
-            f"http://127.0.0.1:7071{path}",
+    def app_call(function: str, path: str, body: dict[str, Any]) -> None:
+        status, answer = invoke(
+            function,
+            path,
             body=json.dumps(body).encode(),
             headers={"Content-Type": "application/json", "Idempotency-Key": uuid.uuid4().hex},
         )
+        assert status in (200, 201), answer
+
+    def floor_call(name: str, body: dict[str, Any]) -> None:
+        status, _ = invoke(
+            "floor",
+            f"/api/bench/floor/{name}",
+            body=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            route_params={"name": name},
+        )
+        assert status == 201
 
     def one(method: str) -> None:
         if method == "GET":
@@ -350,11 +384,21 @@ def warm_overhead(n: int) -> list[Row]:
 
         return replay
 
+    def floor_function(
+        twilio_call: Callable[[], object], storage: Callable[[], None]
+    ) -> Callable[[func.HttpRequest], func.HttpResponse]:
+        def handle(req: func.HttpRequest) -> func.HttpResponse:
+            twilio_call()
+            storage()
+            return func.HttpResponse("{}", status_code=201, mimetype="application/json")
+
+        return handle
+
     rows: list[Row] = []
     cases = [
         (
             "sendSms",
-            send_sms,
+            "send_sms",
             "/api/sendSms",
             {"to": "+14155551234", "body": "ahoy hoy"},
             lambda: direct.api.v2010.account.messages.create(
@@ -366,7 +410,7 @@ def warm_overhead(n: int) -> list[Row]:
         ),
         (
             "makeCall",
-            make_call,
+            "make_call",
             "/api/makeCall",
             {"to": "+14155551234", "message": "Hello"},
             lambda: direct.api.v2010.account.calls.create(
@@ -380,9 +424,9 @@ def warm_overhead(n: int) -> list[Row]:
             ),
         ),
     ]
-    for name, handler, path, body, twilio_call in cases:
-        handler(app_request(path, body))  # tables exist, connections open
-        methods = _storage_round_trips(lambda: handler(app_request(path, body)))  # noqa: B023
+    for name, function, path, body, twilio_call in cases:
+        app_call(function, path, body)  # tables exist, connections open
+        methods = _storage_round_trips(lambda: app_call(function, path, body))  # noqa: B023
         baselines = [
             (
                 f"3. warm {name} (in-memory Twilio, Azurite)",
@@ -399,9 +443,10 @@ def warm_overhead(n: int) -> list[Row]:
             ),
         ]
         for label, storage, described, goal in baselines:
+            FLOORS[name] = floor_function(twilio_call, storage)
             ahoy, floor, ratio = _paired(
-                lambda: handler(app_request(path, body)),  # noqa: B023
-                lambda: (twilio_call(), storage()),  # noqa: B023
+                lambda: app_call(function, path, body),  # noqa: B023
+                lambda: floor_call(name, body),  # noqa: B023
                 max(5, n // 10),
                 rounds=20,
             )
@@ -419,26 +464,39 @@ def warm_overhead(n: int) -> list[Row]:
 
     url, signature, body_text = signed_twiml_request()
     blocks, rounds = n, 40
-
-    def twiml_requests() -> Iterator[func.HttpRequest]:
-        """Fresh requests, as the worker builds one per invocation."""
-        headers = {
-            "X-Twilio-Signature": signature,
-            "Content-Type": "application/x-www-form-urlencoded",
-        }
-        while True:
-            yield func.HttpRequest("POST", url, body=body_text.encode(), headers=headers)
-
+    path = url.removeprefix(SETTINGS["PUBLIC_BASE_URL"])
+    twiml_headers = {
+        "X-Twilio-Signature": signature,
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
     validator = RequestValidator(TOKEN)
 
     def direct_handler(req: func.HttpRequest) -> func.HttpResponse:
         """The floor: the same request checked and answered directly, nothing of Ahoy's."""
         form = dict(parse_qsl(req.get_body().decode()))
-        if not validator.validate(req.url, form, req.headers.get("X-Twilio-Signature", "")):
+        if not validator.validate(url, form, req.headers.get("X-Twilio-Signature", "")):
             return func.HttpResponse(status_code=403)
         response = VoiceResponse()
         response.say("Hello from Ahoy", voice="woman")
         return func.HttpResponse(str(response.to_xml()), mimetype="text/xml")
+
+    FLOORS["twiml"] = direct_handler
+
+    def ours() -> bytes:
+        status, answer = invoke("twiml", path, body=body_text.encode(), headers=twiml_headers)
+        assert status == 200, answer
+        return answer
+
+    def theirs() -> bytes:
+        status, answer = invoke(
+            "async_floor",  # Ahoy's twiml is async too: both run on the loop
+            "/api/bench/async-floor/twiml",
+            body=body_text.encode(),
+            headers=twiml_headers,
+            route_params={"name": "twiml"},
+        )
+        assert status == 200, answer
+        return answer
 
     def calls_only() -> None:
         """Below the floor: only the two library calls, on a form parsed beforehand."""
@@ -448,14 +506,9 @@ def warm_overhead(n: int) -> list[Row]:
         response.to_xml()
 
     bare_form = dict(parse_qsl(body_text))
-    ours, theirs = twiml_requests(), twiml_requests()
-    assert _drive(twiml(next(ours))).get_body() == direct_handler(next(theirs)).get_body()
-    ahoy, floor, ratio = _paired(
-        lambda: _drive(twiml(next(ours))), lambda: direct_handler(next(theirs)), blocks, rounds
-    )
-    ahoy_again, calls, against_calls = _paired(
-        lambda: _drive(twiml(next(ours))), calls_only, blocks, rounds
-    )
+    assert ours() == theirs()
+    ahoy, floor, ratio = _paired(ours, theirs, blocks, rounds)
+    ahoy_again, calls, against_calls = _paired(ours, calls_only, blocks, rounds)
     rows.append(
         (
             "3. warm TwiML render (sealed flow, signature)",
@@ -467,13 +520,55 @@ def warm_overhead(n: int) -> list[Row]:
     )
     rows.append(
         (
-            "3. (for reference) the same against the two library calls alone",
+            "3. (for reference) the same against the two library calls alone, no runtime",
             f"{ahoy_again * 1e6:.0f} us",
             f"{calls * 1e6:.0f} us (validate on a parsed dict + VoiceResponse.to_xml)",
             f"{against_calls:.2f}x",
             "",
         )
     )
+    rows += runtime_cost(invoke, blocks, rounds)
+    invoke.close()
+    return rows
+
+
+def runtime_cost(invoke: Any, blocks: int, rounds: int) -> list[Row]:
+    """What the runtime itself costs an invocation: an empty function invoked through it (as the
+    local host invokes, request conversion included) against the same function called directly
+    on a request built beforehand."""
+    import azure.functions as func
+
+    def direct() -> None:
+        func.HttpResponse("")
+
+    async def direct_async() -> func.HttpResponse:
+        return func.HttpResponse("")
+
+    rows: list[Row] = []
+    for label, name, path, baseline in [
+        ("sync, on the runtime's pool", "empty", "/api/bench/empty", direct),
+        (
+            "async, on the loop",
+            "async_empty",
+            "/api/bench/async-empty",
+            lambda: _drive(direct_async()),
+        ),
+    ]:
+        through, alone, _ = _paired(
+            lambda: invoke(name, path, method="GET"),  # noqa: B023
+            baseline,
+            blocks,
+            rounds,
+        )
+        rows.append(
+            (
+                f"3. runtime's own cost per invocation ({label})",
+                f"{through * 1e6:.0f} us",
+                f"{alone * 1e6:.0f} us (the empty function called directly)",
+                f"+{(through - alone) * 1e6:.0f} us",
+                "",
+            )
+        )
     return rows
 
 
@@ -572,10 +667,11 @@ def throughput(seconds: float, tmp: Path) -> list[Row]:
     no_settings = str(tmp / "none.json")  # the environment alone configures the app
     devhost = [sys.executable, "-m", "devhost", "--no-access-log", "--settings", no_settings]
     twiml_path = f"/api/twiml?{urlsplit(signed_twiml_request()[0]).query}"
+    floor_app = ["--root", str(ROOT / "bench"), "--script-file", "floor_app.py"]
     plans = {
         "hello": ([*uvicorn, "bench.hello_asgi:app"], "/"),
-        "host": ([*devhost, "--app", "bench.floor_app"], "/api/hello"),
-        "floor": ([*devhost, "--app", "bench.floor_app"], twiml_path),
+        "host": ([*devhost, *floor_app], "/api/hello"),
+        "floor": ([*devhost, *floor_app], twiml_path),
         "twiml": (devhost, twiml_path),
     }
     servers: dict[str, tuple[int, bytes, subprocess.Popen[bytes]]] = {}

@@ -1,10 +1,13 @@
-"""python -m devhost [--app function_app] [--host 127.0.0.1] [--port 7071]"""
+"""python -m devhost [--root .] [--host 127.0.0.1] [--port 7071] [--check]
+
+Serves the Functions app in ROOT (its PYTHON_SCRIPT_FILE_NAME, by default function_app.py) on
+Azure's own execution runtime, with the .NET host's rules. --check indexes it, lists its
+functions and exits: 0 when Azure would serve them, 1 with the reason when it would not."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import logging
 import os
 import sys
@@ -13,7 +16,8 @@ from pathlib import Path
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from devhost.host import FunctionHost, Keys, read_route_prefix
+from devhost.host import FunctionHost, Keys
+from devhost.runtime import SCRIPT_FILE_SETTING, AppRefused
 from devhost.settings import BIND_VARIABLE, load_local_settings
 
 HEADER_TIMEOUT_VARIABLE = "DEVHOST_HEADER_TIMEOUT"  # seconds a request's headers may take
@@ -58,7 +62,9 @@ class HeaderDeadline(H11Protocol):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="devhost", description=__doc__)
-    parser.add_argument("--app", default="function_app", help="module:attribute of the FunctionApp")
+    parser.add_argument(
+        "--script-file", help=f"the app's file in ROOT (sets {SCRIPT_FILE_SETTING})"
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7071)
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="folder of host.json")
@@ -66,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-access-log", action="store_true", help="no log line per request (as uvicorn's flag)"
     )
+    parser.add_argument("--check", action="store_true", help="index the app, list it and exit")
     args = parser.parse_args(argv)
 
     logging.basicConfig(
@@ -73,21 +80,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     load_local_settings(args.settings or args.root / "local.settings.json")
     os.environ[BIND_VARIABLE] = f"{args.host}:{args.port}"
-    sys.path.insert(0, str(args.root))
-    module_name, _, attribute = args.app.partition(":")
-    app = getattr(importlib.import_module(module_name), attribute or "app")
+    if args.script_file:
+        os.environ[SCRIPT_FILE_SETTING] = args.script_file
 
     keys, generated = Keys.from_environ(os.environ)
-    host = FunctionHost(
-        app,
-        route_prefix=read_route_prefix(args.root / "host.json"),
-        keys=keys,
-        access_log=not args.no_access_log,
-    )
+    try:
+        host = FunctionHost.load(args.root.resolve(), keys=keys, access_log=not args.no_access_log)
+    except AppRefused as refused:
+        print(f"devhost: Azure would serve no function of this app: {refused}", file=sys.stderr)
+        return 1
     origin = f"http://{args.host}:{args.port}"
-    print(f"devhost: serving {len(host.routes)} HTTP functions on {origin}", flush=True)
+    print(f"devhost: {len(host.routes)} HTTP functions on {origin}", flush=True)
     for route in host.routes:
-        print(f"  {','.join(sorted(route.methods)):<9} {route.template}  [{route.auth_level}]")
+        methods = ",".join(sorted(route.methods)) if route.methods else "*"
+        print(f"  {methods:<9} {route.template}  [{route.auth_level}]  {route.name}")
+    for function in host.runtime.functions:
+        if function.trigger["type"] != "httpTrigger":
+            print(f"  {function.trigger['type']}: {function.name}")
+    if args.check:
+        return 0
     if generated:
         print(f"devhost: function key (x-functions-key): {keys.function}", flush=True)
     HeaderDeadline.header_timeout = float(os.environ.get(HEADER_TIMEOUT_VARIABLE) or 10)

@@ -1,10 +1,13 @@
-"""An ASGI host for any Azure Functions Python v2 app, with Azure's semantics.
+"""An ASGI host for any Azure Functions Python v2 app: the .NET host's part, by its rules.
 
-It uses only the public azure-functions API (`get_functions()`, `get_trigger()`,
-`func.HttpRequest`, `func.HttpResponse`, `func.TimerRequest`) and answers as the Azure host
-does: an unmatched route or method is an empty 404, a missing or wrong key an empty 401, an
-unhandled exception an empty 500 (the traceback goes to the host's log only), a malformed
-`Host` header an empty 400.
+The app itself runs on Azure's own execution runtime (`devhost.runtime`): it indexes the app,
+checks its bindings, converts requests and answers, and invokes the functions, as in Azure.
+What the .NET host does, and cannot run here, this module imitates rule by rule, each naming its
+source: routes, methods and auth levels read from the runtime's metadata; keys; reserved routes;
+the request conversion (`devhost.conversion`); timers and warmup. It answers as the host does:
+an unmatched route or method is an empty 404, a missing or wrong key an empty 401, a failed
+invocation an empty 500 (the error goes to the host's log only), a malformed `Host` header an
+empty 400.
 
 Timer triggers run on their NCRONTAB schedule (six fields, seconds first, UTC; parsed by
 croniter), once at start when `run_on_startup`; `POST /admin/functions/{name}` with the
@@ -14,22 +17,21 @@ master key runs any non-HTTP function now, as Core Tools does (202 once it has r
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import logging
 import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-import azure.functions as func
-from azure.functions.timer import TimerRequest
+from devhost import conversion
+from devhost import messages as protos
+from devhost.runtime import AppRefused, Function, Runtime, succeeded
 
 log = logging.getLogger("devhost")
 
@@ -79,11 +81,13 @@ class Route:
     name: str
     template: str
     pattern: re.Pattern[str]
-    methods: frozenset[str]
+    methods: frozenset[str] | None  # None: every method
     auth_level: str
     arg_name: str
-    handler: Callable[..., Any]
-    is_async: bool
+    function: Function
+
+    def allows(self, method: str) -> bool:
+        return self.methods is None or method in self.methods
 
     @property
     def literal(self) -> bool:
@@ -128,49 +132,58 @@ def _precedence(template: str) -> tuple[int, ...]:
     return tuple(ranks)
 
 
-def http_routes(functions: list[Any], route_prefix: str) -> list[Route]:
+# ScriptHost.ValidateHttpFunction (azure-functions-host, src/WebJobs.Script/Host/ScriptHost.cs):
+# a route that starts with one of these, in any case, conflicts with the host's own routes; the
+# function is put in error and never served. Here the app is refused at start, naming it.
+RESERVED_ROUTE_PREFIXES = ("admin", "runtime")
+RESERVED_ROUTE_MESSAGE = "The specified route conflicts with one or more built in routes."
+
+
+def http_routes(functions: list[Function], route_prefix: str) -> list[Route]:
+    """The HTTP functions, read from the runtime's metadata as the host reads function.json:
+    `route` defaults to the function's name, no `methods` means every method, `authLevel`
+    defaults to function (HttpTriggerAttribute)."""
     routes = []
     for function in functions:
-        trigger = function.get_trigger()
-        if trigger is None or trigger.get_binding_name() != "httpTrigger":
+        trigger = function.trigger
+        if trigger["type"] != "httpTrigger":
             continue
-        name = function.get_function_name() or ""
-        template = str(getattr(trigger, "route", None) or name)
-        methods = getattr(trigger, "methods", None) or ["GET", "POST"]
-        level = getattr(trigger, "auth_level", None)
+        route = str(trigger.get("route") or "")
+        if route.lower().startswith(RESERVED_ROUTE_PREFIXES):
+            raise AppRefused(f"function {function.name}: {RESERVED_ROUTE_MESSAGE}")
+        template = route or function.name
+        methods = trigger.get("methods")
         routes.append(
             Route(
-                name=name,
+                name=function.name,
                 template="/"
                 + "/".join(p for p in (route_prefix.strip("/"), template.strip("/")) if p),
                 pattern=compile_template(route_prefix, template),
-                methods=frozenset(str(getattr(m, "value", m)).upper() for m in methods),
-                auth_level=str(getattr(level, "value", level or "FUNCTION")).upper(),
-                arg_name=trigger.name,
-                handler=function.get_user_function(),
-                is_async=inspect.iscoroutinefunction(function.get_user_function()),
+                methods=frozenset(m.upper() for m in methods) if methods else None,
+                auth_level=str(trigger.get("authLevel") or "FUNCTION").upper(),
+                arg_name=trigger["name"],
+                function=function,
             )
         )
     return routes
 
 
-def warmup_functions(functions: list[Any]) -> list[Callable[..., Any]]:
-    return [
-        f.get_user_function()
-        for f in functions
-        if (t := f.get_trigger()) is not None and t.get_binding_name() == "warmupTrigger"
-    ]
+def warmup_functions(functions: list[Function]) -> list[Function]:
+    return [f for f in functions if f.trigger["type"] == "warmupTrigger"]
 
 
-@dataclass(frozen=True)
+@dataclass
 class Timer:
-    """A timer-triggered function and its NCRONTAB schedule."""
+    """A timer-triggered function, its NCRONTAB schedule and its status (TimerInfo's)."""
 
-    name: str
+    function: Function
     schedule: str
     run_on_startup: bool
-    handler: Callable[..., Any]
-    arg_name: str
+    last: datetime | None = None
+
+    @property
+    def name(self) -> str:
+        return self.function.name
 
     def next_after(self, moment: datetime) -> datetime:
         from croniter import croniter
@@ -180,29 +193,30 @@ class Timer:
         )
         return following
 
+    def info(self, now: datetime, *, past_due: bool) -> protos.TypedData:
+        """TimerInfo as the host serializes it to the worker (its JSON property names)."""
+        status = {
+            "Last": (self.last or datetime.min.replace(tzinfo=UTC)).isoformat(),
+            "Next": self.next_after(now).isoformat(),
+            "LastUpdated": now.isoformat(),
+        }
+        info = {"Schedule": {"AdjustForDST": True}, "ScheduleStatus": status, "IsPastDue": past_due}
+        return protos.TypedData(json=json.dumps(info))
 
-def timer_functions(functions: list[Any]) -> list[Timer]:
-    """The app's timer functions; an invalid schedule stops the host, naming the function."""
+
+def timer_functions(functions: list[Function]) -> list[Timer]:
+    """The app's timer functions; an invalid schedule refuses the app, naming the function."""
     from croniter import croniter
 
     timers = []
-    for f in functions:
-        trigger = f.get_trigger()
-        if trigger is None or trigger.get_binding_name() != "timerTrigger":
+    for function in functions:
+        trigger = function.trigger
+        if trigger["type"] != "timerTrigger":
             continue
-        if len(trigger.schedule.split()) != 6 or not croniter.is_valid(
-            trigger.schedule, second_at_beginning=True
-        ):
-            raise ValueError(f"function {f.get_function_name()}: invalid NCRONTAB schedule")
-        timers.append(
-            Timer(
-                f.get_function_name(),
-                trigger.schedule,
-                bool(trigger.run_on_startup),
-                f.get_user_function(),
-                trigger.name,
-            )
-        )
+        schedule = str(trigger.get("schedule", ""))
+        if len(schedule.split()) != 6 or not croniter.is_valid(schedule, second_at_beginning=True):
+            raise AppRefused(f"function {function.name}: invalid NCRONTAB schedule")
+        timers.append(Timer(function, schedule, bool(trigger.get("runOnStartup"))))
     return timers
 
 
@@ -216,13 +230,13 @@ def read_route_prefix(host_json: Path) -> str:
 
 
 class FunctionHost:
-    """The ASGI application."""
+    """The ASGI application, serving the functions of an app the runtime has loaded."""
 
     def __init__(
-        self, app: func.FunctionApp, *, route_prefix: str, keys: Keys, access_log: bool = True
+        self, runtime: Runtime, *, route_prefix: str, keys: Keys, access_log: bool = True
     ) -> None:
-        functions = app.get_functions()  # indexes the app; a second call would fail
-        self.routes = http_routes(functions, route_prefix)
+        self.runtime = runtime
+        self.routes = http_routes(runtime.functions, route_prefix)
         # As in ASP.NET routing, the more specific route wins whatever the declaration order:
         # literal routes (found by path), then templates by precedence (see _precedence).
         self.literal_routes: dict[str, list[Route]] = {}
@@ -233,13 +247,23 @@ class FunctionHost:
             (route for route in self.routes if not route.literal),
             key=lambda route: _precedence(route.template),
         )
-        self.warmups = warmup_functions(functions)
-        self.timers = {timer.name.lower(): timer for timer in timer_functions(functions)}
+        self.warmups = warmup_functions(runtime.functions)
+        self.timers = {timer.name.lower(): timer for timer in timer_functions(runtime.functions)}
         self.schedules: list[asyncio.Task[None]] = []
         self.keys = keys
         self.access_log = access_log
-        # Azure runs sync functions on a worker thread pool; so do we.
-        self.pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="function")
+
+    @classmethod
+    def load(cls, app_dir: Path, *, keys: Keys, access_log: bool = True) -> FunctionHost:
+        """Index and load the app in `app_dir` on the runtime (AppRefused when either the
+        runtime or the host's own rules refuse it), with host.json's route prefix."""
+        runtime = asyncio.run(Runtime.start(app_dir))
+        return cls(
+            runtime,
+            route_prefix=read_route_prefix(app_dir / "host.json"),
+            keys=keys,
+            access_log=access_log,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -253,21 +277,22 @@ class FunctionHost:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                try:
-                    for warmup in self.warmups:
-                        await self._invoke(
-                            warmup, {"warmup": None}, inspect.iscoroutinefunction(warmup)
-                        )
-                except Exception as exc:  # noqa: BLE001  # any failed warmup stops the host
-                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
-                    return
+                # The host runs warmup functions when an instance starts; a WarmUpContext is
+                # what the worker decodes (azure.functions.warmup.WarmUpTriggerConverter).
+                for warmup in self.warmups:
+                    answer = await self.runtime.invoke(
+                        warmup, warmup.trigger["name"], protos.TypedData(json="{}")
+                    )
+                    if not succeeded(answer.result):
+                        failure = f"function {warmup.name}: {answer.result.exception.message}"
+                        await send({"type": "lifespan.startup.failed", "message": failure})
+                        return
                 for timer in self.timers.values():
                     self.schedules.append(asyncio.create_task(self._schedule(timer)))
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 for task in self.schedules:
                     task.cancel()
-                self.pool.shutdown(wait=False)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -292,21 +317,20 @@ class FunctionHost:
             await self._run_timer(timer, past_due=False)
 
     async def _run_timer(self, timer: Timer, *, past_due: bool) -> bool:
-        try:
-            await self._invoke(
-                timer.handler,
-                {timer.arg_name: TimerRequest(past_due=past_due)},
-                inspect.iscoroutinefunction(timer.handler),
-            )
-        except Exception:  # as Azure: logged, and the schedule goes on
-            log.exception("function %s failed", timer.name)
+        now = datetime.now(UTC)
+        answer = await self.runtime.invoke(
+            timer.function, timer.function.trigger["name"], timer.info(now, past_due=past_due)
+        )
+        timer.last = now
+        if not succeeded(answer.result):  # as Azure: logged, and the schedule goes on
+            _log_failure(timer.name, answer.result)
             return False
         log.info("function %s ran", timer.name)
         return True
 
     async def _admin_run(self, scope: Scope, receive: Receive, send: Send, name: str) -> int:
         """POST /admin/functions/{name} (master key): run a non-HTTP function now."""
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = conversion.header_values(scope["headers"])
         query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
         if not self.keys.admits("ADMIN", headers.get("x-functions-key") or query.get("code")):
             return await _empty(send, 401)
@@ -322,60 +346,56 @@ class FunctionHost:
             return await self._admin_run(
                 scope, receive, send, scope["path"][len(ADMIN_FUNCTIONS) :]
             )
-        host = next((v for k, v in scope["headers"] if k == b"host"), None)
-        if host is not None and not _HOST.fullmatch(host.decode("latin-1")):
+        headers = conversion.header_values(scope["headers"])
+        host = headers.get("host")
+        if host is not None and not _HOST.fullmatch(host):
             return await _empty(send, 400)
-        route, route_params = self._find(scope["path"], method)
+        path = conversion.request_path(scope.get("raw_path") or scope["path"].encode())
+        route, route_params = self._find(path, method)
         if route is None:
             return await _empty(send, 404)
         query = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         presented = headers.get("x-functions-key") or dict(query).get("code")
         if not self.keys.admits(route.auth_level, presented):
             return await _empty(send, 401)
         body = await _read_body(receive)
         if body is None:
             return await _empty(send, 413)
-        request = func.HttpRequest(
-            method,
-            _full_url(scope, headers),
+        server = scope.get("server") or ("127.0.0.1", 80)
+        request = conversion.to_rpc_http(
+            method=method,
+            url=conversion.request_url(
+                scope.get("scheme", "http"),
+                host or f"{server[0]}:{server[1]}",
+                path,
+                scope["query_string"],
+            ),
             headers=headers,
-            params=dict(query),
+            query_string=scope["query_string"],
             route_params=route_params,
             body=body,
         )
-        try:
-            response = await self._invoke(route.handler, {route.arg_name: request}, route.is_async)
-        except Exception:  # as Azure: the function failed, the caller gets a bare 500
-            log.exception("function %s failed", route.name)
+        answer = await self.runtime.invoke(route.function, route.arg_name, request)
+        if not succeeded(answer.result):  # as Azure: the caller gets a bare 500
+            _log_failure(route.name, answer.result)
             return await _empty(send, 500)
-        return await _send_response(send, response)
+        return await _send_response(send, *conversion.response_parts(answer.return_value))
 
     def _find(self, path: str, method: str) -> tuple[Route | None, dict[str, str]]:
         for route in self.literal_routes.get(path.lower(), ()):
-            if method in route.methods:
+            if route.allows(method):
                 return route, {}
         for route in self.templated_routes:
             params = route.match(path)
-            if params is not None and method in route.methods:
+            if params is not None and route.allows(method):
                 return route, params
         return None, {}
 
-    async def _invoke(
-        self, handler: Callable[..., Any], kwargs: dict[str, Any], is_async: bool
-    ) -> Any:
-        if is_async:
-            return await handler(**kwargs)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.pool, lambda: handler(**kwargs))
 
-
-def _full_url(scope: Scope, headers: dict[str, str]) -> str:
-    server = scope.get("server") or ("127.0.0.1", 80)
-    host = headers.get("host") or f"{server[0]}:{server[1]}"
-    query = scope["query_string"].decode("latin-1")
-    path = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
-    return f"{scope.get('scheme', 'http')}://{host}{path}" + (f"?{query}" if query else "")
+def _log_failure(name: str, result: Any) -> None:
+    """The host's log only: the runtime's message and stack trace, never to the caller."""
+    exception = result.exception
+    log.error("function %s failed: %s\n%s", name, exception.message, exception.stack_trace)
 
 
 async def _read_body(receive: Receive) -> bytes | None:
@@ -398,16 +418,12 @@ async def _empty(send: Send, status: int) -> int:
     return status
 
 
-async def _send_response(send: Send, response: func.HttpResponse) -> int:
-    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
-    # (no response.headers.get(): werkzeug builds an exception for every missing header)
-    if all(name != b"content-type" for name, _ in headers) and response.mimetype:
-        content_type = response.mimetype
-        if response.charset and (content_type.startswith("text/") or "json" in content_type):
-            content_type += f"; charset={response.charset}"
-        headers.append((b"content-type", content_type.encode("latin-1")))
-    body = response.get_body() or b""
-    headers.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+async def _send_response(
+    send: Send, status: int, headers: list[tuple[str, str]], body: bytes
+) -> int:
+    pairs = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+    pairs = [(k, v) for k, v in pairs if k != b"content-length"]
+    pairs.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": pairs})
     await send({"type": "http.response.body", "body": body})
-    return int(response.status_code)
+    return status

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
-import azure.functions as func
 import pytest
 
-from devhost.host import FunctionHost, Keys
+from devhost.host import FunctionHost
 from tests.support.asgi import asgi_request
+from tests.support.probe_apps import load_probe
 
+TINY_APP = """
+    import azure.functions as func
 
-def tiny_app() -> func.FunctionApp:
     app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
     @app.route(route="{*rest}", methods=["GET"])
@@ -31,8 +33,7 @@ def tiny_app() -> func.FunctionApp:
     @app.route(route="items/{id}", methods=["GET"])
     def item(req: func.HttpRequest) -> func.HttpResponse:
         return func.HttpResponse(f"item {req.route_params['id']}")
-
-    return app
+"""
 
 
 def call(host: FunctionHost, path: str, query: str = "") -> tuple[int, dict[str, str], bytes]:
@@ -40,8 +41,8 @@ def call(host: FunctionHost, path: str, query: str = "") -> tuple[int, dict[str,
 
 
 @pytest.fixture
-def host() -> FunctionHost:
-    return FunctionHost(tiny_app(), route_prefix="api", keys=Keys("f", "m"))
+def host(tmp_path: Path) -> FunctionHost:
+    return load_probe(tmp_path, TINY_APP)
 
 
 def test_the_more_specific_route_wins_whatever_the_declaration_order(host: FunctionHost) -> None:
@@ -72,8 +73,10 @@ def test_each_request_is_logged_by_path_without_its_query(
     assert "secret-key" not in caplog.text
 
 
-def test_no_access_log_writes_no_line_per_request(caplog: pytest.LogCaptureFixture) -> None:
-    quiet = FunctionHost(tiny_app(), route_prefix="api", keys=Keys("f", "m"), access_log=False)
+def test_no_access_log_writes_no_line_per_request(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    quiet = load_probe(tmp_path, TINY_APP, access_log=False)
     with caplog.at_level(logging.DEBUG, logger="devhost"):
         assert call(quiet, "/api/items/7")[0] == 200
     assert [r for r in caplog.records if r.name == "devhost"] == []

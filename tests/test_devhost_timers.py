@@ -6,28 +6,34 @@ from __future__ import annotations
 import asyncio
 from collections.abc import MutableMapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-import azure.functions as func
 import pytest
 
-from devhost.host import FunctionHost, Keys, timer_functions
+from devhost.host import FunctionHost
+from devhost.runtime import AppRefused
 from tests.support.asgi import asgi_request
-
-KEYS = Keys(function="function-key-0123456789", master="master-key-0123456789")
+from tests.support.probe_apps import KEYS, SEEN, load_probe
 
 
 def timer_app(
-    schedule: str = "0 30 3 * * *", *, on_startup: bool = False
-) -> tuple[func.FunctionApp, list[bool]]:
-    ran: list[bool] = []
-    app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+    tmp_path: Path, schedule: str = "0 30 3 * * *", *, on_startup: bool = False
+) -> FunctionHost:
+    """The local host serving one timer function that records what it was given in SEEN."""
+    return load_probe(
+        tmp_path,
+        f"""
+        import azure.functions as func
+        from tests.support.probe_apps import SEEN
 
-    @app.timer_trigger(schedule=schedule, arg_name="timer", run_on_startup=on_startup)
-    def cleanup(timer: func.TimerRequest) -> None:
-        ran.append(timer.past_due)
+        app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
-    return app, ran
+        @app.timer_trigger(schedule="{schedule}", arg_name="timer", run_on_startup={on_startup})
+        def cleanup(timer: func.TimerRequest) -> None:
+            SEEN.append(timer)
+        """,
+    )
 
 
 def admin_post(host: FunctionHost, path: str, key: str | None) -> int:
@@ -37,43 +43,48 @@ def admin_post(host: FunctionHost, path: str, key: str | None) -> int:
     return asgi_request(host, "POST", path, headers=headers, body=b'{"input": ""}')[0]
 
 
-def test_ncrontab_has_six_fields_seconds_first() -> None:
-    app, _ = timer_app("0 30 3 * * *")
-    [timer] = timer_functions(app.get_functions())
+def test_ncrontab_has_six_fields_seconds_first(tmp_path: Path) -> None:
     moment = datetime(2026, 11, 30, 14, 0, tzinfo=UTC)
+    timer = timer_app(tmp_path, "0 30 3 * * *").timers["cleanup"]
     assert timer.next_after(moment) == datetime(2026, 12, 1, 3, 30, tzinfo=UTC)
-    every_five, _ = timer_app("*/5 * * * * *")
-    [fast] = timer_functions(every_five.get_functions())
+    fast = timer_app(tmp_path, "*/5 * * * * *").timers["cleanup"]
     assert fast.next_after(moment) == datetime(2026, 11, 30, 14, 0, 5, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("schedule", ["0 3 * * *", "61 * * * * *", "every day"])
-def test_an_invalid_schedule_stops_the_host_naming_the_function(schedule: str) -> None:
-    app, _ = timer_app(schedule)
-    with pytest.raises(ValueError, match="cleanup: invalid NCRONTAB schedule"):
-        FunctionHost(app, route_prefix="api", keys=KEYS)
+def test_an_invalid_schedule_stops_the_host_naming_the_function(
+    tmp_path: Path, schedule: str
+) -> None:
+    with pytest.raises(AppRefused, match="cleanup: invalid NCRONTAB schedule"):
+        timer_app(tmp_path, schedule)
 
 
-def test_the_master_key_runs_a_timer_function_now() -> None:
-    app, ran = timer_app()
-    host = FunctionHost(app, route_prefix="api", keys=KEYS)
+def test_the_master_key_runs_a_timer_function_now_with_the_hosts_timer_info(
+    tmp_path: Path,
+) -> None:
+    host = timer_app(tmp_path)
     assert admin_post(host, "/admin/functions/cleanup", KEYS.master) == 202
-    assert ran == [False]
+    [timer] = SEEN
+    # TimerInfo as the host sends it: the schedule's status, its next occurrence, not past due.
+    assert timer.past_due is False
+    assert timer.schedule == {"AdjustForDST": True}
+    assert set(timer.schedule_status) == {"Last", "Next", "LastUpdated"}
+    assert datetime.fromisoformat(timer.schedule_status["Next"]).time().isoformat() == "03:30:00"
     assert admin_post(host, "/admin/functions/Cleanup", KEYS.master) == 202  # case-insensitive
-    assert len(ran) == 2
+    assert len(SEEN) == 2
+    # the second run's Last is the first run's time
+    assert SEEN[1].schedule_status["Last"] == SEEN[0].schedule_status["LastUpdated"]
 
 
 @pytest.mark.parametrize("key", [None, KEYS.function, "wrong"])
-def test_only_the_master_key_may_run_a_function(key: str | None) -> None:
-    app, ran = timer_app()
-    host = FunctionHost(app, route_prefix="api", keys=KEYS)
+def test_only_the_master_key_may_run_a_function(tmp_path: Path, key: str | None) -> None:
+    host = timer_app(tmp_path)
     assert admin_post(host, "/admin/functions/cleanup", key) == 401
-    assert ran == []
+    assert SEEN == []
 
 
-def test_an_unknown_function_is_404() -> None:
-    app, _ = timer_app()
-    host = FunctionHost(app, route_prefix="api", keys=KEYS)
+def test_an_unknown_function_is_404(tmp_path: Path) -> None:
+    host = timer_app(tmp_path)
     assert admin_post(host, "/admin/functions/nothing", KEYS.master) == 404
 
 
@@ -106,16 +117,13 @@ def run_lifespan(host: FunctionHost, seconds: float) -> None:
     asyncio.run(main())
 
 
-def test_run_on_startup_is_honoured_and_nothing_runs_before_its_time() -> None:
-    app, ran = timer_app("0 30 3 * * *", on_startup=True)
-    run_lifespan(FunctionHost(app, route_prefix="api", keys=KEYS), 0.3)
-    assert ran == [False]
-    app, ran = timer_app("0 30 3 * * *")
-    run_lifespan(FunctionHost(app, route_prefix="api", keys=KEYS), 0.3)
-    assert ran == []
+def test_run_on_startup_is_honoured_and_nothing_runs_before_its_time(tmp_path: Path) -> None:
+    run_lifespan(timer_app(tmp_path, "0 30 3 * * *", on_startup=True), 0.3)
+    assert [timer.past_due for timer in SEEN] == [False]
+    run_lifespan(timer_app(tmp_path, "0 30 3 * * *"), 0.3)
+    assert SEEN == []
 
 
-def test_a_timer_runs_on_its_schedule() -> None:
-    app, ran = timer_app("* * * * * *")  # every second
-    run_lifespan(FunctionHost(app, route_prefix="api", keys=KEYS), 2.5)
-    assert 1 <= len(ran) <= 3
+def test_a_timer_runs_on_its_schedule(tmp_path: Path) -> None:
+    run_lifespan(timer_app(tmp_path, "* * * * * *"), 2.5)  # every second
+    assert 1 <= len(SEEN) <= 3

@@ -19,7 +19,7 @@ def test_http_functions_and_their_auth_levels() -> None:
     for route in ("status", "flowStep", "voice", "incomingCall", "incomingSms"):
         assert routes[route][1:] == (["POST"], "anonymous")  # Twilio's: signed instead
     assert routes["inbox"][1:] == (["GET"], "function")
-    assert routes["admin/inbox"][1:] == (["GET"], "admin")
+    assert routes["ops/inbox"][1:] == (["GET"], "admin")
     assert routes["token"][1:] == (["GET", "POST"], "function")
     assert routes["health"] == ("health", ["GET"], "anonymous")
 

@@ -71,7 +71,7 @@ def test_status_callback_integers_are_ascii_digits_only(digits: str) -> None:
 
 
 def inbox_page(**params: str) -> func.HttpResponse:
-    url = "http://127.0.0.1:7071/api/admin/inbox"
+    url = "http://127.0.0.1:7071/api/ops/inbox"
     return admin_inbox(func.HttpRequest("GET", url, params=params, body=b""))
 
 

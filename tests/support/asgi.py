@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine, MutableMapping
 from typing import Any
+from urllib.parse import unquote
 
 App = Callable[..., Coroutine[Any, Any, None]]
 
@@ -16,18 +17,23 @@ def asgi_request(
     *,
     query: str = "",
     headers: dict[str, str] | None = None,
+    header_pairs: list[tuple[str, str]] | None = None,
     body: bytes = b"",
 ) -> tuple[int, dict[str, str], bytes]:
-    """Status, headers (each sent once) and body of `method path?query` served by `app`."""
+    """Status, headers (each sent once) and body of `method path?query` served by `app`.
+    `header_pairs` are sent as given (repeats too, and no Content-Length added)."""
     sent: list[MutableMapping[str, Any]] = []
     given = {"host": "127.0.0.1:7071"}
+    if body and header_pairs is None:
+        given["content-length"] = str(len(body))  # as an HTTP client sends it
+    pairs = [*{**given, **(headers or {})}.items(), *(header_pairs or [])]
     scope = {
         "type": "http",
         "method": method,
-        "path": path,
+        "path": unquote(path),  # as uvicorn decodes it
         "raw_path": path.encode(),
         "query_string": query.encode(),
-        "headers": [(k.encode(), v.encode()) for k, v in {**given, **(headers or {})}.items()],
+        "headers": [(k.encode(), v.encode()) for k, v in pairs],
         "server": ("127.0.0.1", 7071),
         "scheme": "http",
     }
