@@ -268,6 +268,10 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     DAILY_QUOTA: string(dailyQuota)
     DESTINATION_LIMIT_PER_HOUR: string(destinationLimitPerHour)
     GLOBAL_DAILY_CAP: string(globalDailyCap)
+    // Ahoy's send handlers are sync and wait on Twilio and storage: the runtime's default pool
+    // (min(32, cores + 4) threads) would queue an instance's concurrent requests behind a few
+    // threads, so the pool is as wide as the HTTP concurrency Flex gives the instance.
+    PYTHON_THREADPOOL_THREAD_COUNT: string(perInstanceConcurrency)
   }
   dependsOn: [
     identityReadsSecrets

@@ -328,3 +328,12 @@ def test_the_flow_key_is_made_once_per_environment_and_then_kept(tmp_path: Path)
 def test_a_flow_key_already_in_the_environment_is_kept(tmp_path: Path) -> None:
     given = KEY_VAULT_VALUES["flowKeySecret"]
     assert run_flow_key_hook(tmp_path, AHOY_FLOW_KEY=given) == {}
+
+
+def test_the_runtimes_pool_is_as_wide_as_the_instances_http_concurrency() -> None:
+    # Sync handlers on a pool narrower than perInstanceConcurrency would queue (bench/RESULTS.md:
+    # p50 at 50 clients 3.0x the floor with the default pool here, 1.7x with 16 threads).
+    concurrency = resource("site")["properties"]["functionAppConfig"]["scaleAndConcurrency"]
+    wanted = evaluate(concurrency["triggers"]["http"]["perInstanceConcurrency"])
+    assert deployed_environment()["PYTHON_THREADPOOL_THREAD_COUNT"] == wanted
+    assert int(wanted) >= 1  # the runtime refuses 0 and falls back to its default
