@@ -10,6 +10,8 @@ param principalId string
 param twilioAccountSid string
 @secure()
 param twilioAuthToken string
+@secure()
+param twilioAuthTokenSecondary string
 param twilioApiKeySid string
 @secure()
 param twilioApiKeySecret string
@@ -19,6 +21,22 @@ param twilioTwimlAppSid string
 @secure()
 param flowKey string
 param entraClientId string
+param twilioPushCredentialSid string
+param twilioCallerIds string
+param incomingCallFlow string
+param incomingSmsReply string
+param callerAuth string
+param oidcIssuer string
+param oidcAudience string
+param oidcJwksUrl string
+param tablePrefix string
+param flowTtlSeconds int
+param tokenTtlSeconds int
+param callTimeLimitSeconds int
+param idempotencyTtlHours int
+param retentionDays int
+param keyVaultPurgeProtection bool
+param keyVaultNameSuffix string
 param allowedCountries string
 param allowedNumberTypes string
 param allowedTwimlHosts string
@@ -32,6 +50,9 @@ param maximumInstanceCount int
 var functionAppName = 'func-ahoy-${resourceToken}'
 var deploymentContainer = 'app-package-${take(resourceToken, 10)}'
 var hasApiKey = !empty(twilioApiKeySecret)
+var hasSecondaryToken = !empty(twilioAuthTokenSecondary)
+// A vault's name is taken while it sits deleted (soft delete); a suffix makes a new one.
+var vaultName = empty(keyVaultNameSuffix) ? 'kv-ahoy-${take(resourceToken, 15)}' : 'kv-ahoy-${take(resourceToken, 9)}-${keyVaultNameSuffix}'
 // Built-in role definition ids.
 var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 var storageTableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
@@ -113,12 +134,14 @@ resource packages 'Microsoft.Storage/storageAccounts/blobServices/containers@202
 }
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
-  name: 'kv-ahoy-${take(resourceToken, 15)}'
+  name: vaultName
   location: location
   tags: tags
   properties: {
     // checkov:skip=CKV_AZURE_109: Flex Consumption resolves Key Vault references only through the vault's public endpoint; access is by RBAC and Entra tokens only.
     // checkov:skip=CKV_AZURE_189: as above: the public endpoint stays on, with RBAC only.
+    // checkov:skip=CKV_AZURE_110: purge protection is the keyVaultPurgeProtection parameter: once on, `azd down` locks the vault's name for 90 days (README); soft delete is always on.
+    // checkov:skip=CKV_AZURE_42: recoverable through soft delete (90 days); purge protection as above.
     tenantId: tenant().tenantId
     sku: {
       family: 'A'
@@ -127,7 +150,9 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
     enableRbacAuthorization: true
     enableSoftDelete: true
     softDeleteRetentionInDays: 90
-    enablePurgeProtection: true
+    // The property takes true or nothing: ARM refuses false (Microsoft.KeyVault/vaults reference,
+    // enablePurgeProtection: "does not accept false as its value").
+    enablePurgeProtection: keyVaultPurgeProtection ? true : null
     publicNetworkAccess: 'Enabled'
     networkAcls: {
       bypass: 'AzureServices'
@@ -153,6 +178,17 @@ resource apiKeySecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (hasAp
     // checkov:skip=CKV_AZURE_41: a Twilio API key has no expiry of its own; rotation is documented in the README.
     // checkov:skip=CKV_AZURE_114: false positive: contentType is set below; checkov does not read the properties of a conditional resource.
     value: twilioApiKeySecret
+    contentType: 'text/plain'
+  }
+}
+
+resource secondaryTokenSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (hasSecondaryToken) {
+  parent: vault
+  name: 'twilio-auth-token-secondary'
+  properties: {
+    // checkov:skip=CKV_AZURE_41: set only while the auth token is rotated (README).
+    // checkov:skip=CKV_AZURE_114: false positive: contentType is set below; checkov does not read the properties of a conditional resource.
+    value: twilioAuthTokenSecondary
     contentType: 'text/plain'
   }
 }
@@ -198,12 +234,14 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     // checkov:skip=CKV_AZURE_222: public by design: the mobile app and Twilio's webhooks reach it over the internet.
     // checkov:skip=CKV_AZURE_212: Flex Consumption adds instances on demand; "always ready" instances cost money and are a choice for the operator.
     // checkov:skip=CKV_AZURE_213: App Service health check does not apply to Flex Consumption; GET /api/health is there for monitors.
+    // checkov:skip=CKV_AZURE_78: Flex Consumption has no FTP deployment and refuses siteConfig.ftpsState (ARM error 51021).
     serverFarmId: plan.id
     httpsOnly: true
     keyVaultReferenceIdentity: identity.id
+    // Only properties Flex Consumption supports: it refuses the others with ARM error 51021
+    // (tests/test_infra.py holds the list, from the "Flex Consumption plan deprecations" table).
     siteConfig: {
       minTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
     }
     functionAppConfig: {
@@ -247,14 +285,20 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     // checkov:skip=CKV_AZURE_222: false positive: not site config (see the site's own skip).
     // Tables through the identity: the storage account takes no shared key.
     AzureWebJobsStorage__accountName: storage.name
+    // Ahoy's tables at the endpoint the account reports, in whatever cloud it lives.
+    AzureWebJobsStorage__tableServiceUri: storage.properties.primaryEndpoints.table
     AzureWebJobsStorage__credential: 'managedidentity'
     AzureWebJobsStorage__clientId: identity.properties.clientId
     APPLICATIONINSIGHTS_CONNECTION_STRING: insights.properties.ConnectionString
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.properties.clientId};Authorization=AAD'
     PUBLIC_BASE_URL: 'https://${site.properties.defaultHostName}'
-    CALLER_AUTH: 'easyauth'
+    CALLER_AUTH: callerAuth
+    OIDC_ISSUER: oidcIssuer
+    OIDC_AUDIENCE: oidcAudience
+    OIDC_JWKS_URL: oidcJwksUrl
     TWILIO_ACCOUNT_SID: twilioAccountSid
     TWILIO_AUTH_TOKEN: '@Microsoft.KeyVault(SecretUri=${authTokenSecret.properties.secretUri})'
+    TWILIO_AUTH_TOKEN_SECONDARY: hasSecondaryToken ? '@Microsoft.KeyVault(SecretUri=${secondaryTokenSecret.properties.secretUri})' : ''
     TWILIO_API_KEY_SID: twilioApiKeySid
     TWILIO_API_KEY_SECRET: hasApiKey ? '@Microsoft.KeyVault(SecretUri=${apiKeySecret.properties.secretUri})' : ''
     TWILIO_FROM_NUMBER: twilioFromNumber
@@ -268,6 +312,16 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     DAILY_QUOTA: string(dailyQuota)
     DESTINATION_LIMIT_PER_HOUR: string(destinationLimitPerHour)
     GLOBAL_DAILY_CAP: string(globalDailyCap)
+    TWILIO_PUSH_CREDENTIAL_SID: twilioPushCredentialSid
+    TWILIO_CALLER_IDS: twilioCallerIds
+    INCOMING_CALL_FLOW: incomingCallFlow
+    INCOMING_SMS_REPLY: incomingSmsReply
+    AHOY_TABLE_PREFIX: tablePrefix
+    FLOW_TTL_SECONDS: string(flowTtlSeconds)
+    TOKEN_TTL_SECONDS: string(tokenTtlSeconds)
+    CALL_TIME_LIMIT_SECONDS: string(callTimeLimitSeconds)
+    IDEMPOTENCY_TTL_HOURS: string(idempotencyTtlHours)
+    RETENTION_DAYS: string(retentionDays)
     // Ahoy's send handlers are sync and wait on Twilio and storage: the runtime's default pool
     // (min(32, cores + 4) threads) would queue an instance's concurrent requests behind a few
     // threads, so the pool is as wide as the HTTP concurrency Flex gives the instance.
@@ -312,6 +366,13 @@ resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = {
             entraClientId
             'api://${entraClientId}'
           ]
+          // Tokens issued to the mobile app's registration only, not to any app in the tenant
+          // (authsettingsV2: defaultAuthorizationPolicy.allowedApplications, the appid/azp claim).
+          defaultAuthorizationPolicy: {
+            allowedApplications: [
+              entraClientId
+            ]
+          }
         }
       }
     }

@@ -20,6 +20,10 @@ param twilioAccountSid string
 @description('Twilio auth token: stored in Key Vault only.')
 param twilioAuthToken string
 
+@secure()
+@description('A second Twilio auth token accepted on webhooks while you rotate (Key Vault only); empty otherwise.')
+param twilioAuthTokenSecondary string = ''
+
 @description('Twilio API key SID (SK...), preferred for REST calls; empty to use the auth token.')
 param twilioApiKeySid string = ''
 
@@ -43,6 +47,30 @@ param flowKey string
 @description('Client id of the Entra app registration the mobile app signs in with.')
 param entraClientId string
 
+@description('Push credential SID (CR...) for incoming calls in the Voice SDK; empty for none.')
+param twilioPushCredentialSid string = ''
+
+@description('Further numbers a forward flow may show as CallerId (comma-separated E.164).')
+param twilioCallerIds string = ''
+
+@description('The flow that answers /api/incomingCall, as a query string.')
+param incomingCallFlow string = 'mode=voicemail&Message=Hello. Please leave a message after the beep.'
+
+@description('Auto-reply to inbound SMS; empty for none.')
+param incomingSmsReply string = ''
+
+@allowed(['', 'easyauth', 'jwt', 'key'])
+@description('Who the caller is: App Service Authentication (easyauth), an OIDC JWT, or the function key; empty means easyauth.')
+param callerAuth string = 'easyauth'
+
+@description('With callerAuth jwt: the token issuer, the audience Ahoy expects, the JWKS URL.')
+param oidcIssuer string = ''
+param oidcAudience string = ''
+param oidcJwksUrl string = ''
+
+@description('Prefix of Ahoy\'s table names.')
+param tablePrefix string = 'ahoy'
+
 @description('ISO region codes destinations may be in.')
 param allowedCountries string = 'US,CA'
 
@@ -63,6 +91,36 @@ param destinationLimitPerHour int = 5
 
 @minValue(1)
 param globalDailyCap int = 1000
+
+@minValue(60)
+@maxValue(86400)
+param flowTtlSeconds int = 900
+
+@minValue(60)
+@maxValue(86400)
+param tokenTtlSeconds int = 3600
+
+@minValue(10)
+@maxValue(14400)
+param callTimeLimitSeconds int = 600
+
+@minValue(1)
+@maxValue(720)
+param idempotencyTtlHours int = 24
+
+@minValue(1)
+@maxValue(3650)
+param retentionDays int = 90
+
+// Key Vault keeps a deleted vault's name for its retention period. Purge protection forbids
+// purging it early, so `azd down` followed by `azd up` fails for 90 days: off by default (then
+// `azd down --purge` frees the name); when on, change keyVaultNameSuffix to create anew.
+@description('Purge protection on the Key Vault (irreversible once on).')
+param keyVaultPurgeProtection bool = false
+
+@maxLength(6)
+@description('Changes the Key Vault\'s name, to create the environment again while a deleted vault keeps the old one.')
+param keyVaultNameSuffix string = ''
 
 @minValue(1)
 @maxValue(1000)
@@ -91,6 +149,7 @@ module app 'app.bicep' = {
     principalId: principalId
     twilioAccountSid: twilioAccountSid
     twilioAuthToken: twilioAuthToken
+    twilioAuthTokenSecondary: twilioAuthTokenSecondary
     twilioApiKeySid: twilioApiKeySid
     twilioApiKeySecret: twilioApiKeySecret
     twilioFromNumber: twilioFromNumber
@@ -98,6 +157,22 @@ module app 'app.bicep' = {
     twilioTwimlAppSid: twilioTwimlAppSid
     flowKey: flowKey
     entraClientId: entraClientId
+    twilioPushCredentialSid: twilioPushCredentialSid
+    twilioCallerIds: twilioCallerIds
+    incomingCallFlow: incomingCallFlow
+    incomingSmsReply: incomingSmsReply
+    callerAuth: callerAuth
+    oidcIssuer: oidcIssuer
+    oidcAudience: oidcAudience
+    oidcJwksUrl: oidcJwksUrl
+    tablePrefix: tablePrefix
+    flowTtlSeconds: flowTtlSeconds
+    tokenTtlSeconds: tokenTtlSeconds
+    callTimeLimitSeconds: callTimeLimitSeconds
+    idempotencyTtlHours: idempotencyTtlHours
+    retentionDays: retentionDays
+    keyVaultPurgeProtection: keyVaultPurgeProtection
+    keyVaultNameSuffix: keyVaultNameSuffix
     allowedCountries: allowedCountries
     allowedNumberTypes: allowedNumberTypes
     allowedTwimlHosts: allowedTwimlHosts

@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from functools import cache
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pycep import BicepParser
 
 from api.settings import Settings
@@ -65,10 +68,15 @@ RESOLVED = {
     "site.properties.defaultHostName": HOST_NAME,
     "insights.properties.ConnectionString": "InstrumentationKey=00000000-0000-0000-0000-0",
     "storage.name": "stahoyabc",
+    # what the account reports (its primaryEndpoints), trailing slash included
+    "storage.properties.primaryEndpoints.table": "https://stahoyabc.table.core.windows.net/",
 }
+# The template's conditions, as the parameters they test.
+CONDITIONS = {"hasApiKey": "twilioApiKeySecret", "hasSecondaryToken": "twilioAuthTokenSecondary"}
 KEY_VAULT_VALUES = {
     "authTokenSecret": "a-resolved-auth-token",
     "apiKeySecret": "a-resolved-api-key-secret",
+    "secondaryTokenSecret": "a-resolved-secondary-token",
     "flowKeySecret": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
 }
 
@@ -111,8 +119,8 @@ def evaluate(expression: Any) -> str:
     operator = expression["operator"]
     if operator["type"] == "conditional":
         condition = operator["operands"]["condition"]
-        assert condition == "hasApiKey"
-        chosen = "true_value" if evaluate("twilioApiKeySecret") else "false_value"
+        value = evaluate(CONDITIONS.get(condition, condition))
+        chosen = "true_value" if value and value.lower() != "false" else "false_value"
         return evaluate(operator["operands"][chosen])
     assert operator["type"] == "property_accessor"
     accessed = _accessor(expression)
@@ -181,15 +189,21 @@ def test_secrets_come_only_from_key_vault_references() -> None:
     settings = app_settings()
     for name in ("TWILIO_AUTH_TOKEN", "AHOY_FLOW_KEY"):
         assert settings[name].startswith("@Microsoft.KeyVault(SecretUri=${"), name
-    api_key = settings["TWILIO_API_KEY_SECRET"]["operator"]["operands"]
-    assert api_key["true_value"].startswith("@Microsoft.KeyVault(SecretUri=${")
-    assert api_key["false_value"] == ""
+    for optional in ("TWILIO_API_KEY_SECRET", "TWILIO_AUTH_TOKEN_SECONDARY"):
+        choice = settings[optional]["operator"]["operands"]
+        assert choice["true_value"].startswith("@Microsoft.KeyVault(SecretUri=${"), optional
+        assert choice["false_value"] == ""
     secure = {
         name
         for name, param in template("app.bicep")["parameters"].items()
         if {"type": "secure"} in param["decorators"]
     }
-    assert secure == {"twilioAuthToken", "twilioApiKeySecret", "flowKey"}
+    assert secure == {
+        "twilioAuthToken",
+        "twilioAuthTokenSecondary",
+        "twilioApiKeySecret",
+        "flowKey",
+    }
     plain_values = json.dumps(settings)
     assert not any(f'"{name}"' in plain_values for name in secure)
     secret_names = {
@@ -337,3 +351,138 @@ def test_the_runtimes_pool_is_as_wide_as_the_instances_http_concurrency() -> Non
     wanted = evaluate(concurrency["triggers"]["http"]["perInstanceConcurrency"])
     assert deployed_environment()["PYTHON_THREADPOOL_THREAD_COUNT"] == wanted
     assert int(wanted) >= 1  # the runtime refuses 0 and falls back to its default
+
+
+# --- what Azure refuses or quietly undoes (each rule with its source) -----------------------
+
+# siteConfig properties Flex Consumption refuses with ARM error 51021 (enforced region by region):
+# the "Flex Consumption plan deprecations" table of Microsoft's app-settings reference
+# (learn.microsoft.com/azure/azure-functions/functions-app-settings, that section).
+FLEX_REJECTED_SITE_CONFIG = {
+    "ftpsState",
+    "alwaysOn",
+    "linuxFxVersion",
+    "windowsFxVersion",
+    "use32BitWorkerProcess",
+    "netFrameworkVersion",
+    "javaVersion",
+    "powerShellVersion",
+    "functionAppScaleLimit",
+    "preWarmedInstanceCount",
+    "minimumElasticInstanceCount",
+    "functionsRuntimeScaleMonitoringEnabled",
+    "healthCheckPath",
+    "scmType",
+}
+
+
+def test_the_site_sets_no_site_config_flex_consumption_refuses() -> None:
+    site_config = resource("site")["properties"]["siteConfig"]
+    assert set(site_config) & FLEX_REJECTED_SITE_CONFIG == set()
+    assert set(site_config) == {"minTlsVersion", "http20Enabled"}
+
+
+TOOLS_ON_EVERY_PLATFORM = ("sh", "grep", "head", "base64", "tr", "cat", "mv")
+
+
+def test_the_hooks_need_no_python_and_run_as_sh_everywhere(tmp_path: Path) -> None:
+    # azd runs `shell: sh` hooks with bash on Windows (Git for Windows), where python3 is often
+    # missing: the hooks must need nothing beyond sh and the coreutils Git Bash ships.
+    hooks = yaml.safe_load((ROOT / "azure.yaml").read_text())["hooks"]
+    for name, hook in hooks.items():
+        assert hook["shell"] == "sh", name
+        assert "python" not in (ROOT / hook["run"]).read_text(), name
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for tool in TOOLS_ON_EVERY_PLATFORM:
+        (bare / tool).symlink_to(shutil.which(tool) or tool)
+    key = run_flow_key_hook(tmp_path, PATH=f"{tmp_path / 'bin'}:{bare}")["AHOY_FLOW_KEY"]
+    assert len(base64.b64decode(key, validate=True)) == 32
+
+
+def test_the_post_provision_output_stays_on_screen_and_azd_honours_funcignore() -> None:
+    config = yaml.safe_load((ROOT / "azure.yaml").read_text())
+    assert config["hooks"]["postprovision"]["interactive"] is True  # azd hides it otherwise
+    assert config["requiredVersions"]["azd"] == ">= 1.18.0"  # .funcignore honoured from 1.18.0
+
+
+def test_the_vault_can_be_made_again_after_azd_down() -> None:
+    protection = resource("vault")["properties"]["enablePurgeProtection"]
+    operands = protection["operator"]["operands"]
+    # ARM takes true or nothing for purge protection, never false
+    assert (operands["condition"], operands["true_value"], operands["false_value"]) == (
+        "keyVaultPurgeProtection",
+        True,
+        None,
+    )
+    main = template("main.bicep")["parameters"]
+    assert main["keyVaultPurgeProtection"]["default"] is False  # so `azd down --purge` works
+    assert main["keyVaultNameSuffix"]["default"] == ""
+    name = template("app.bicep")["variables"]["vaultName"]["value"]
+    operands = name["operator"]["operands"]
+    assert operands["true_value"] == "kv-ahoy-${take(resourceToken, 15)}"  # unchanged when unset
+    assert operands["false_value"].endswith("-${keyVaultNameSuffix}")
+
+
+def readme_settings() -> dict[str, str]:
+    """The README's settings table: name -> its 'required' column."""
+    text = (ROOT / "README.md").read_text().split("## Settings", 1)[1].split("## HTTP contract")[0]
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.split("|")[1:-1]]
+        if len(cells) == 3 and cells[0].startswith("`"):
+            for name in re.findall(r"`([A-Za-z_]+)`", cells[0]):
+                rows[name] = cells[1]
+    return rows
+
+
+# Settings the README lists that the template rightly does not write, and why.
+NOT_IN_TEMPLATE = {
+    "AzureWebJobsStorage": "a connection string needs shared keys, which are off",
+    "HTTP_PROXY": "the platform's network settings",
+    "HTTPS_PROXY": "the platform's network settings",
+    "NO_PROXY": "the platform's network settings",
+    "REQUESTS_CA_BUNDLE": "the platform's network settings",
+}
+
+
+def test_the_template_owns_every_setting_an_operator_sets_in_azure() -> None:
+    # ARM replaces a site's whole app-settings block on each deployment (Microsoft.Web/sites/
+    # config 'appsettings'), so a setting set by hand in the portal is gone at the next
+    # `azd provision`: each one the README offers is a template parameter instead.
+    offered = {
+        name
+        for name, required in readme_settings().items()
+        if required != "local only" and name not in NOT_IN_TEMPLATE
+    }
+    assert len(offered) > 30
+    assert offered - set(app_settings()) == set()
+    parameters_file = (INFRA / "main.parameters.json").read_text()
+    for name, value in app_settings().items():
+        if isinstance(value, str) and value in template("app.bicep")["parameters"]:
+            main_default = template("main.bicep")["parameters"][value].get("default")
+            if not isinstance(main_default, int):  # numbers: edit main.parameters.json
+                assert f'"{value}"' in parameters_file, (name, value)
+
+
+def test_storage_endpoints_come_from_the_account() -> None:
+    # primaryEndpoints, never a public-cloud suffix (sovereign clouds have others).
+    uri = app_settings()["AzureWebJobsStorage__tableServiceUri"]
+    assert _accessor(uri) == "storage.properties.primaryEndpoints.table"
+    settings = Settings.from_environ(deployed_environment())
+    reported = RESOLVED["storage.properties.primaryEndpoints.table"]
+    assert settings.storage.table_endpoint == reported.rstrip("/")
+
+
+def test_easy_auth_accepts_tokens_of_the_mobile_apps_registration_only() -> None:
+    validation = resource("authSettings")["properties"]["identityProviders"][
+        "azureActiveDirectory"
+    ]["validation"]
+    allowed = validation["defaultAuthorizationPolicy"]["allowedApplications"]
+    assert allowed == ["entraClientId"]
+    registration = resource("authSettings")["properties"]["identityProviders"][
+        "azureActiveDirectory"
+    ]["registration"]
+    assert registration["openIdIssuer"].endswith("/v2.0")
+    # the issuer is v2.0, so the registration must issue v2 access tokens
+    assert "api.requestedAccessTokenVersion=2" in (ROOT / "README.md").read_text()

@@ -138,3 +138,47 @@ def test_pip_install_dot_installs_the_product_only(clean_venv: Path, tmp_path: P
     lines = (ROOT / "requirements.txt").read_text().splitlines()
     required = [Requirement(line) for line in lines if line and not line.startswith("#")]
     assert [Requirement(r) for r in installed["requires"]] == required
+
+
+def _imported_modules() -> set[str]:
+    """Every module api/ and function_app.py import that is neither stdlib nor Ahoy's."""
+    import ast
+
+    found: set[str] = set()
+    for path in [*(ROOT / "api").glob("*.py"), ROOT / "function_app.py"]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module)
+    return {m for m in found if m.split(".")[0] not in (*sys.stdlib_module_names, "api")}
+
+
+def test_every_third_party_module_the_product_imports_is_declared() -> None:
+    # Azure installs requirements.txt's ranges, not constraints.txt: a module that arrives only
+    # as another package's dependency can change or vanish under Ahoy (azure-core, requests and
+    # urllib3 did: imported by api/ and declared nowhere).
+    import importlib.util
+    from importlib.metadata import distributions
+
+    from packaging.utils import canonicalize_name
+
+    owner = {}
+    for dist in distributions():
+        for file in dist.files or []:
+            owner[str(file)] = canonicalize_name(dist.metadata["Name"])
+    declared = {
+        canonicalize_name(Requirement(line).name)
+        for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    undeclared = {}
+    for module in _imported_modules():
+        spec = importlib.util.find_spec(module)
+        assert spec is not None, module
+        assert spec.origin, module
+        site = max((p for p in sys.path if p and spec.origin.startswith(p + "/")), key=len)
+        distribution = owner[str(Path(spec.origin).relative_to(site))]
+        if distribution not in declared:
+            undeclared[module] = distribution
+    assert undeclared == {}

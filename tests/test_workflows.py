@@ -62,3 +62,32 @@ def test_deploy_signs_in_with_a_federated_credential_and_keeps_secrets_in_secret
     for secret in ("TWILIO_AUTH_TOKEN", "TWILIO_API_KEY_SECRET", "AHOY_FLOW_KEY"):
         assert env[secret] == "${{ secrets." + secret + " }}"
     assert not any("secrets." in str(value) for name, value in env.items() if "SID" in name)
+
+
+def test_deploy_passes_every_parameter_the_template_reads_from_the_environment() -> None:
+    # A variable the workflow leaves out reaches the template as its default, and ARM then
+    # replaces the app settings with that: the operator's value is undone on every push.
+    parameters = (ROOT / "infra" / "main.parameters.json").read_text()
+    wanted = set(re.findall(r"\$\{([A-Z_]+)", parameters)) - {"AZURE_PRINCIPAL_ID"}  # azd's own
+    env = yaml.safe_load((ROOT / ".github" / "workflows" / "deploy.yml").read_text())["jobs"][
+        "deploy"
+    ]["env"]
+    assert wanted - set(env) == set()
+
+
+def test_deploy_runs_only_after_the_tests_passed_on_main() -> None:
+    deploy = yaml.safe_load((ROOT / ".github" / "workflows" / "deploy.yml").read_text())
+    triggers = deploy[True]  # PyYAML reads the key `on` as True
+    assert set(triggers) == {"workflow_run"}  # no push or manual trigger that skips the tests
+    ci_name = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())["name"]
+    assert triggers["workflow_run"] == {
+        "workflows": [ci_name],
+        "types": ["completed"],
+        "branches": ["main"],
+    }
+    job = deploy["jobs"]["deploy"]
+    assert "github.event.workflow_run.conclusion == 'success'" in job["if"]
+    checkout = next(
+        s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/checkout")
+    )
+    assert checkout["with"]["ref"] == "${{ github.event.workflow_run.head_sha }}"  # what CI tested
