@@ -39,6 +39,8 @@ from api.urls import is_allowed_twiml_url
 log = logging.getLogger("ahoy.messaging")
 
 RECONCILE_SLACK = timedelta(minutes=1)  # clock skew between Ahoy and Twilio
+# A send's request asks Twilio within its lifetime: host.json's functionTimeout (30 s).
+SEND_WINDOW = timedelta(seconds=30)
 # Longer than any request can run (the function timeout is 30 s): a row still `pending` after
 # it has no request working on it.
 IN_FLIGHT_LIMIT = timedelta(minutes=2)
@@ -202,17 +204,31 @@ def _settle_earlier(held: idempotency.Claim) -> Answer:
         row is not None and row.state == "pending" and clock.now() - row.created > IN_FLIGHT_LIMIT
     )
     if row is not None and (row.state == "unknown" or abandoned):
-        found = _reconcile(row)
-        if found is not None:
-            answer = _accepted(found)
-            row = ledger.record_status(row.ref, sid=found.sid, status=found.status, answer=answer)
-        elif abandoned and ledger.delete(row):
+        outcome = _reconcile(row)
+        if isinstance(outcome, Created):
+            answer = _accepted(outcome)
+            row = ledger.record_status(
+                row.ref, sid=outcome.sid, status=outcome.status, answer=answer
+            )
+        elif outcome is NOTHING and abandoned and ledger.delete(row):
             # No request is working on it any more and Twilio has nothing like it: storage
             # failed before Twilio was asked. Free the key: the next retry sends.
             raise Conflict(
                 "The first request with this Idempotency-Key never reached Twilio; the key is "
                 "free again. Retry now.",
                 retry_after=1,
+            )
+        elif outcome is AMBIGUOUS:
+            # Several sends like it, or Twilio's list could not be read: the key stays held
+            # (a second send is worse than none), the row marked so that later retries ask again.
+            if abandoned:
+                keep_trying(lambda: ledger.set_state(row.ref, "unknown"), "recording")
+            raise Conflict(
+                "The outcome of the first request with this Idempotency-Key is not known yet: "
+                "Twilio has more than one send like it, or could not be asked, and they cannot "
+                "be told apart. Nothing was resent. Check GET /api/messages or /api/calls by "
+                "SID if you kept one; retry later, or use a new key to send anyway.",
+                retry_after=UNKNOWN_RETRY_AFTER,
             )
     if row is not None and row.state == "sent" and row.sid:
         answer = row.answer or _accepted_row(row)
@@ -231,26 +247,40 @@ def _settle_earlier(held: idempotency.Claim) -> Answer:
     )
 
 
-def _reconcile(row: ledger.Row) -> Created | None:
-    """The one resource in Twilio's lists that this row created, if exactly one matches."""
-    since = row.created - RECONCILE_SLACK
+class _Outcome:
+    """What Twilio's lists say of a send (see _reconcile)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+NOTHING = _Outcome("nothing")  # Twilio has nothing like it: the only outcome that frees a key
+AMBIGUOUS = _Outcome("ambiguous")  # several like it, or the list could not be read
+
+
+def _reconcile(row: ledger.Row) -> Created | _Outcome:
+    """The resource in Twilio's lists that this row created, when exactly one can be it: sent
+    through the REST API (not a reply, a <Dial> leg or inbound), to the row's number from its
+    sender, created while the row's request could have asked, and for SMS with its body."""
+    since, until = row.created - RECONCILE_SLACK, row.created + SEND_WINDOW + RECONCILE_SLACK
     service = get_twilio_service()
     try:
         if row.kind == "sms":
             sender = row.from_ if row.from_ and row.from_.startswith("+") else None
-            found = [
-                f.created
-                for f in service.find_messages(to=row.to, from_=sender, since=since)
-                if _hash(f.body) == row.body_hash
-            ]
+            candidates = service.find_messages(to=row.to, from_=sender, since=since, until=until)
+            # A body Twilio changed (a trial account's prefix, a redaction) matches no hash:
+            # such a candidate keeps the outcome ambiguous, never "nothing".
+            found = [f.created for f in candidates if _hash(f.body) == row.body_hash]
         else:
-            found = [
-                f.created for f in service.find_calls(to=row.to, from_=row.from_ or "", since=since)
-            ]
+            to, from_ = row.to, row.from_ or ""
+            candidates = service.find_calls(to=to, from_=from_, since=since, until=until)
+            found = [f.created for f in candidates]
     except AhoyError as error:
         log.warning("reconciling %s failed (%s)", row.ref, error.slug)
-        return None
-    return found[0] if len(found) == 1 else None
+        return AMBIGUOUS
+    if len(found) == 1:
+        return found[0]
+    return NOTHING if not candidates else AMBIGUOUS
 
 
 def _accepted(created: Created) -> Answer:

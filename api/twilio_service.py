@@ -131,24 +131,32 @@ class TwilioService:
             )
         return _created(call, call._from)  # twilio-python names it `_from` on calls
 
-    def find_messages(self, *, to: str, from_: str | None, since: datetime) -> list[Found]:
-        """Messages Twilio has to `to` (from `from_`) created since `since`, newest first."""
+    def find_messages(
+        self, *, to: str, from_: str | None, since: datetime, until: datetime
+    ) -> list[Found]:
+        """Messages sent through the REST API to `to` (from `from_`) created in [since, until]."""
         with _translated_errors("sms"):
+            # No DateSent filter: a message still queued or scheduled has no date sent yet.
             listed = self._client.api.v2010.account.messages.list(to=to, from_=from_, limit=50)
-        return [
-            Found(_created(m, m.from_), m.body or "")
-            for m in listed
-            if m.date_created is not None and m.date_created >= since
-        ]
+        return [Found(_created(m, m.from_), m.body or "") for m in listed if _sent(m, since, until)]
 
-    def find_calls(self, *, to: str, from_: str, since: datetime) -> list[Found]:
+    def find_calls(self, *, to: str, from_: str, since: datetime, until: datetime) -> list[Found]:
+        """Calls placed through the REST API to `to` from `from_` created in [since, until]."""
         with _translated_errors("call"):
+            # No StartTime filter: a call still queued has not started.
             listed = self._client.api.v2010.account.calls.list(to=to, from_=from_, limit=50)
-        return [
-            Found(_created(c, c._from), "")
-            for c in listed
-            if c.date_created is not None and c.date_created >= since
-        ]
+        return [Found(_created(c, c._from), "") for c in listed if _sent(c, since, until)]
+
+
+def _sent(resource: object, since: datetime, until: datetime) -> bool:
+    """Created through the REST API within [since, until]: Twilio's `direction` tells the
+    API's own sends (`outbound-api`) from replies, <Dial> legs and inbound traffic."""
+    created = getattr(resource, "date_created", None)
+    return (
+        getattr(resource, "direction", None) == "outbound-api"
+        and created is not None
+        and since <= created <= until
+    )
 
 
 @dataclass(frozen=True)

@@ -162,7 +162,10 @@ def test_urllib3_never_logs_the_url_while_twilio_is_unreachable(
     service = get_twilio_service()
     with pytest.raises(UpstreamUnreachable):
         service.find_messages(
-            to="+14155551234", from_=get_settings().twilio_from_number, since=datetime.now(UTC)
+            to="+14155551234",
+            from_=get_settings().twilio_from_number,
+            since=datetime.now(UTC),
+            until=datetime.now(UTC),
         )
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert ACCOUNT_SID not in logged

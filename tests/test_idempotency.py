@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -310,3 +313,134 @@ def test_keys_whose_hashes_begin_alike_are_told_apart(
     assert sid_of(post_sms(one)) == SID
     assert sid_of(post_sms(other)) == "SM" + "e" * 32
     assert len(twilio.calls) == 2
+
+
+# --- a process killed after Twilio accepted: the key's row left pending ------------------
+
+
+def killed_after_twilio_accepted(kind: str, body: dict[str, Any], key: str) -> ledger.Row:
+    """The storage state a send leaves when its process dies after Twilio accepted it and its
+    status callbacks are lost: the key claimed by a pending row, no SID, no answer."""
+    from api import idempotency
+    from api.models import MakeCallRequest, SendSmsRequest
+
+    model = SendSmsRequest if kind == "sms" else MakeCallRequest
+    canonical = model.model_validate(body).model_dump_json(by_alias=True)
+    row = ledger.new_row(
+        "user-1",
+        kind,
+        body["to"],
+        FROM_NUMBER,
+        body_hash=hashlib.sha256(body["body"].encode()).hexdigest() if kind == "sms" else None,
+    )
+    key_ = idempotency.Key("user-1", key, idempotency.fingerprint(kind, canonical), 24)
+    idempotency.claim(key_, row)
+    return row
+
+
+@contextmanager
+def minutes_later(minutes: int = 3) -> Iterator[None]:
+    """Past the time any request can still be working on a send (IN_FLIGHT_LIMIT)."""
+    moment = clock.now() + timedelta(minutes=minutes)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(clock, "now", lambda: moment)
+        yield
+
+
+CALL = {"to": TO, "message": "hi"}
+
+
+def post_call(key: str) -> func.HttpResponse:
+    headers = {"Idempotency-Key": key}
+    return make_call(request("POST", "/api/makeCall", json_body=CALL, headers=headers))
+
+
+def rfc2822(moment: Any) -> str:
+    return str(moment.strftime("%a, %d %b %Y %H:%M:%S +0000"))
+
+
+def test_two_calls_like_the_lost_one_keep_the_key_held_and_nothing_is_placed_again(
+    twilio: responses.RequestsMock,
+) -> None:
+    row = killed_after_twilio_accepted("call", CALL, "crashed")
+    at = rfc2822(row.created)
+    listed = [  # the dead process's call, and an ordinary one someone else placed just after
+        twilio_call(sid="CA" + "1" * 32, date_created=at),
+        twilio_call(sid="CA" + "2" * 32, date_created=at),
+    ]
+    twilio.get(CALLS_URL, json={"calls": listed, "next_page_uri": None})
+    with minutes_later():
+        first = post_call("crashed")
+        again = post_call("crashed")
+    for answer in (first, again):
+        assert answer.status_code == 409
+        assert "cannot be told apart" in problem(answer)["detail"]
+        assert "free again" not in problem(answer)["detail"]
+    assert [c.request.method for c in twilio.calls] == ["GET", "GET"]  # never a second POST
+    [kept] = ledger_rows()
+    assert kept.state == "unknown"  # held, as an unknown outcome is
+
+
+def test_the_match_keeps_only_api_sends_of_the_requests_lifetime(
+    twilio: responses.RequestsMock,
+) -> None:
+    row = killed_after_twilio_accepted("call", CALL, "tight")
+    at = rfc2822(row.created)
+    listed = [
+        twilio_call(sid="CA" + "1" * 32, date_created=at),  # the lost one
+        twilio_call(sid="CA" + "3" * 32, date_created=at, direction="outbound-dial"),  # a leg
+        twilio_call(sid="CA" + "4" * 32, date_created=at, direction="inbound"),
+        twilio_call(sid="CA" + "5" * 32, date_created=rfc2822(row.created - timedelta(minutes=10))),
+        twilio_call(sid="CA" + "6" * 32, date_created=rfc2822(row.created + timedelta(minutes=5))),
+    ]
+    twilio.get(CALLS_URL, json={"calls": listed, "next_page_uri": None})
+    with minutes_later():
+        answer = post_call("tight")
+    assert answer.status_code == 201
+    assert json.loads(answer.get_body())["sid"] == "CA" + "1" * 32
+
+
+def test_a_templated_sms_sent_twice_keeps_the_key_held(twilio: responses.RequestsMock) -> None:
+    row = killed_after_twilio_accepted("sms", SMS, "template")
+    at = rfc2822(row.created)
+    listed = [twilio_message(sid=f"SM{i:032x}", date_created=at) for i in range(2)]
+    twilio.get(MESSAGES_URL, json={"messages": listed, "next_page_uri": None})
+    with minutes_later():
+        answer = post_sms("template")
+    assert answer.status_code == 409
+    assert "cannot be told apart" in problem(answer)["detail"]
+    assert [c.request.method for c in twilio.calls] == ["GET"]
+
+
+def test_a_body_twilio_changed_is_no_proof_of_nothing(twilio: responses.RequestsMock) -> None:
+    row = killed_after_twilio_accepted("sms", SMS, "trial")
+    trial = "Sent from your Twilio trial account - " + SMS["body"]
+    listed = [twilio_message(body=trial, date_created=rfc2822(row.created))]
+    twilio.get(MESSAGES_URL, json={"messages": listed, "next_page_uri": None})
+    with minutes_later():
+        answer = post_sms("trial")
+    assert answer.status_code == 409
+    assert "free again" not in problem(answer)["detail"]
+    assert [c.request.method for c in twilio.calls] == ["GET"]
+
+
+def test_a_list_that_fails_never_frees_an_abandoned_key(twilio: responses.RequestsMock) -> None:
+    killed_after_twilio_accepted("sms", SMS, "blind")
+    twilio.get(MESSAGES_URL, json=twilio_error(500, 20500), status=500)
+    with minutes_later():
+        answer = post_sms("blind")
+        again = post_sms("blind")
+    assert answer.status_code == again.status_code == 409
+    assert "free again" not in problem(again)["detail"]
+    assert [c.request.method for c in twilio.calls] == ["GET", "GET"]
+
+
+def test_only_nothing_in_twilios_list_frees_an_abandoned_key(
+    twilio: responses.RequestsMock,
+) -> None:
+    killed_after_twilio_accepted("sms", SMS, "nothing")
+    twilio.get(MESSAGES_URL, json={"messages": [], "next_page_uri": None})
+    with minutes_later():
+        freed = post_sms("nothing")
+    assert freed.status_code == 409
+    assert "free again" in problem(freed)["detail"]

@@ -16,6 +16,7 @@ def twilio_message(**overrides: Any) -> dict[str, Any]:
         "to": "+14155551234",
         "from": FROM_NUMBER,
         "body": "ahoy hoy",
+        "direction": "outbound-api",
         "date_created": "Sat, 28 Nov 2026 00:00:00 +0000",
         "uri": f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/SM{'a' * 32}.json",
     }
@@ -31,6 +32,7 @@ def twilio_call(**overrides: Any) -> dict[str, Any]:
         "status": "queued",
         "to": "+14155551234",
         "from": FROM_NUMBER,
+        "direction": "outbound-api",
         "date_created": "Sat, 28 Nov 2026 00:00:00 +0000",
         "uri": f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/CA{'b' * 32}.json",
     }
