@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import http.client
 import json
 import logging
 import threading
 import time
 import urllib.request
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +37,8 @@ KEY_CALLER_ID = "function-key"
 JWT_ALGORITHMS = ["RS256", "ES256"]  # pinned: never taken from the token
 JWT_LEEWAY_SECONDS = 30
 JWKS_REFETCH_SECONDS = 60
-JWKS_TIMEOUT_SECONDS = 2
+JWKS_DEADLINE_SECONDS = 2.0  # the whole fetch: connection, headers and body
+JWKS_MAX_BYTES = 1 << 20
 JWKS_FAILURE_SECONDS = 10
 _INVALID_BEARER_CHALLENGE = 'Bearer error="invalid_token"'
 
@@ -133,9 +137,11 @@ def _from_bearer_token(req: func.HttpRequest, settings: Settings) -> Caller:
 class Jwks:
     """The issuer's signing keys: cached, refetched on an unknown kid at most once a minute.
 
-    A caller whose key is cached never waits for a fetch (no lock on that path). A failed
-    fetch is remembered for JWKS_FAILURE_SECONDS: unknown kids meanwhile get a 503 at once
-    instead of each waiting out the fetch's timeout.
+    A caller whose key is cached never waits for a fetch (no lock on that path), and no caller
+    waits on a fetch another one has under way (503 at once). The fetch has a total deadline,
+    JWKS_DEADLINE_SECONDS, however slowly the issuer answers. Any failure of it (unreachable,
+    TLS, a redirect, an error status, a body cut short, too long, not JSON, not a key set) is
+    remembered for JWKS_FAILURE_SECONDS: unknown kids meanwhile get a 503 at once.
     """
 
     def __init__(self, url: str) -> None:
@@ -151,7 +157,9 @@ class Jwks:
         cached = self._keys.get(kid)
         if cached is not None:
             return cached
-        with self._lock:
+        if not self._lock.acquire(blocking=False):
+            raise _keys_unavailable()  # a fetch is under way: never wait on it
+        try:
             now = time.monotonic()
             if kid not in self._keys and now < self._failed_until:
                 raise _keys_unavailable()
@@ -165,17 +173,66 @@ class Jwks:
             if kid not in self._keys:
                 raise jwt.InvalidKeyError("unknown key id")
             return self._keys[kid]
+        finally:
+            self._lock.release()
 
     def _fetch(self) -> dict[str, jwt.PyJWK]:
-        import jwt
-
+        """The key set, or ServiceUnavailable once JWKS_DEADLINE_SECONDS have passed: the
+        download runs in a thread of its own, which stops reading at the same deadline."""
+        deadline = time.monotonic() + JWKS_DEADLINE_SECONDS
+        result: Future[dict[str, jwt.PyJWK]] = Future()
+        threading.Thread(
+            target=_download, args=(self.url, deadline, result), name="jwks", daemon=True
+        ).start()
         try:
-            with urllib.request.urlopen(self.url, timeout=JWKS_TIMEOUT_SECONDS) as response:  # noqa: S310  # https from settings
-                keyset = jwt.PyJWKSet.from_dict(json.load(response))
-        except (OSError, ValueError, jwt.PyJWKSetError) as exc:
-            log.error("could not fetch the issuer's JWKS (%s)", type(exc).__name__)
-            raise _keys_unavailable() from None
-        return {key.key_id: key for key in keyset.keys if key.key_id}
+            return result.result(timeout=JWKS_DEADLINE_SECONDS)
+        except FutureTimeout:
+            log.error("could not fetch the issuer's JWKS (deadline)")
+        except _FetchFailed as failed:
+            log.error("could not fetch the issuer's JWKS (%s)", failed)
+        raise _keys_unavailable()
+
+
+class _FetchFailed(Exception):
+    """The JWKS fetch failed; its message is the kind of failure, never the URL or a body."""
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # a 3xx is an error: the keys come from the configured URL only
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
+
+
+def _download(url: str, deadline: float, result: Future[dict[str, jwt.PyJWK]]) -> None:
+    import jwt
+
+    try:
+        with _opener.open(url, timeout=JWKS_DEADLINE_SECONDS) as response:
+            chunks: list[bytes] = []
+            while chunk := response.read1(65536):  # what has arrived: a trickle cannot stall it
+                chunks.append(chunk)
+                if time.monotonic() > deadline or sum(map(len, chunks)) > JWKS_MAX_BYTES:
+                    raise _FetchFailed("too slow or too long")
+            if response.length:  # the connection closed before Content-Length bytes came
+                raise _FetchFailed("cut short")
+        keyset = jwt.PyJWKSet.from_dict(json.loads(b"".join(chunks)))
+        result.set_result({key.key_id: key for key in keyset.keys if key.key_id})
+    except _FetchFailed as failed:
+        result.set_exception(failed)
+    except (
+        OSError,  # unreachable, TLS, an error status or a refused redirect (HTTPError)
+        http.client.HTTPException,  # a body cut short (IncompleteRead), a broken status line
+        ValueError,  # not JSON, not UTF-8
+        TypeError,
+        AttributeError,
+        KeyError,
+        RecursionError,
+        jwt.PyJWKError,
+        jwt.PyJWKSetError,
+    ) as exc:
+        result.set_exception(_FetchFailed(type(exc).__name__))
 
 
 def _keys_unavailable() -> ServiceUnavailable:

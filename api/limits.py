@@ -5,9 +5,9 @@ for the whole app: GLOBAL_DAILY_CAP. Windows are fixed UTC minutes, hours and da
 
 Every counter moves by a conditional write (ETag), so concurrent sends never both take the
 last slot. To keep that cheap on the send path:
-- the three kinds of counter are taken concurrently, each in one request when this process
-  already holds the counter's ETag (it remembers the last one it saw; a stale one costs a
-  re-read);
+- the caller's and the destination's counters are taken concurrently, each in one request
+  when this process already holds the counter's ETag (it remembers the last one it saw; a
+  stale one costs a re-read), then the app's cap, only for a send they admitted;
 - the caller's minute and day are two columns of one row (the day's; the minute column counts
   only the minute its `MinuteOf` column names), so both move in one single-entity write, with
   no transaction;
@@ -92,30 +92,36 @@ class _Full(Exception):
 def consume(caller: str | None, destination: str, settings: Settings) -> list[Window]:
     """Take one send from every window (what `give_back` returns), or raise RateLimited /
     ServiceUnavailable (the global cap) having taken nothing. With no `caller` (a send Ahoy
-    makes itself, such as an auto-reply) only the destination's and the app's count."""
+    makes itself, such as an auto-reply) only the destination's and the app's count.
+
+    The caller's and the destination's windows first (at once), the app's cap only for a send
+    they admit: a send its own limits refuse never holds a slot of the cap, so concurrent sends
+    never read such a passing hold as the cap spent, and a 503 means it is."""
     now = clock.now()
     minute, day, hour, glob = _windows(caller or "", destination, settings, now)
     counters = _counters()
-    jobs: list[Callable[[], list[Window]]] = [
-        lambda: _or_full(lambda: counters.take([hour])),
-        lambda: _or_full(lambda: counters.take_global(glob, settings.global_daily_cap)),
-    ]
+    jobs: list[Callable[[], list[Window]]] = [lambda: _or_full(lambda: counters.take([hour]))]
     if caller is not None:
         jobs.append(lambda: _or_full(lambda: counters.take([minute, day])))  # one row
     results = at_once(jobs)
     taken = [w for result in results if isinstance(result, list) for w in result]
     errors = [result for result in results if not isinstance(result, list)]
     if not errors:
-        return taken
+        try:
+            return taken + counters.take_global(glob, settings.global_daily_cap)
+        except _Full:
+            give_back(taken)
+            raise ServiceUnavailable(glob.detail, retry_after=glob.retry_after(now)) from None
+        except AhoyError:
+            give_back(taken)
+            raise
     give_back(taken)
     refusals = [e for e in errors if isinstance(e, _Refusal)]
     if len(refusals) < len(errors):
         raise next(e for e in errors if not isinstance(e, _Refusal))
-    # The first refusal in the order minute, day, destination, global is the one reported.
+    # The first refusal in the order minute, day, destination is the one reported.
     order = [minute, day, hour]
-    full = min((r.window for r in refusals), key=lambda w: order.index(w) if w in order else 9)
-    if full.partition == glob.partition:
-        raise ServiceUnavailable(full.detail, retry_after=full.retry_after(now))
+    full = min((r.window for r in refusals), key=order.index)
     raise RateLimited(full.detail, retry_after=full.retry_after(now))
 
 

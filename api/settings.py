@@ -206,6 +206,10 @@ class Settings:
         )
         if (settings.twilio_api_key_sid is None) != (settings.twilio_api_key_secret is None):
             reader.bad.extend(["TWILIO_API_KEY_SID", "TWILIO_API_KEY_SECRET"])
+        if settings.retention_days * 24 < settings.idempotency_ttl_hours:
+            # Retention would delete a key's row while the key is still honoured, and a retry
+            # after that would send again.
+            reader.bad.extend(["RETENTION_DAYS", "IDEMPOTENCY_TTL_HOURS"])
         if settings.caller_auth == "jwt":
             for name in ("OIDC_ISSUER", "OIDC_AUDIENCE", "OIDC_JWKS_URL"):
                 reader.required(name, str)

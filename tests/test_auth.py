@@ -13,6 +13,7 @@ import responses
 from api import auth
 from api.app_routes import send_sms
 from api.auth import Caller, authenticate
+from api.errors import ServiceUnavailable
 from api.warmup import warmup
 from tests.support.func_requests import problem, request
 from tests.support.jwks_server import AUDIENCE, ISSUER, Issuer
@@ -217,3 +218,51 @@ def test_dev_principal_anywhere_else_is_a_configuration_error(
     assert problem(response)["settings"] == ["DEV_PRINCIPAL"]
     assert "dev-user" not in response.get_body().decode()
     assert len(twilio.calls) == 0
+
+
+# --- an issuer whose answer is broken --------------------------------------------------------
+
+
+@pytest.mark.parametrize("fault", ["short", "redirect", "html", "list"])
+def test_a_broken_jwks_answer_is_a_503_problem_remembered_not_refetched(
+    issuer: Issuer, twilio: responses.RequestsMock, fault: str
+) -> None:
+    issuer.fault = fault
+    headers = bearer(issuer.token())
+    for _ in range(3):
+        response = send_sms(request("POST", "/api/sendSms", json_body=SMS, headers=headers))
+        assert response.status_code == 503
+        assert response.mimetype == "application/problem+json"
+        assert "keys are unavailable" in problem(response)["detail"]
+        assert response.headers.get("Retry-After") == str(auth.JWKS_FAILURE_SECONDS)
+    assert issuer.fetches == 1  # the failure is remembered
+    assert len(twilio.calls) == 0
+
+
+def test_a_trickling_issuer_is_cut_off_at_the_deadline_and_nobody_waits_on_it(
+    issuer: Issuer,
+) -> None:
+    import threading
+    import time
+
+    issuer.fault = "trickle"  # one byte every 1.5 s: no single read ever times out
+    issuer.add_key("rsa-2")
+    outcome: list[float] = []
+
+    def first_caller() -> None:
+        started = time.monotonic()
+        with pytest.raises(ServiceUnavailable):
+            authenticate(request("GET", "/", headers=bearer(issuer.token())))
+        outcome.append(time.monotonic() - started)
+
+    fetching = threading.Thread(target=first_caller)
+    fetching.start()
+    time.sleep(0.3)  # the fetch is under way
+    started = time.monotonic()
+    with pytest.raises(ServiceUnavailable):  # another unknown kid: 503 at once, no waiting
+        authenticate(request("GET", "/", headers=bearer(issuer.token(kid="rsa-2"))))
+    assert time.monotonic() - started < 0.3
+    fetching.join()
+    [took] = outcome
+    assert auth.JWKS_DEADLINE_SECONDS <= took < auth.JWKS_DEADLINE_SECONDS + 0.5
+    assert issuer.fetches == 1

@@ -175,3 +175,19 @@ def test_missing_or_contradictory_storage_settings_are_named(
     with pytest.raises(ConfigurationError) as raised:
         Settings.from_environ({**IDENTITY, **settings})
     assert raised.value.settings == named
+
+
+@pytest.mark.parametrize(
+    ("days", "hours", "valid"),
+    [("1", "72", False), ("2", "49", False), ("2", "48", True), ("3", "72", True), ("1", "", True)],
+)
+def test_retention_may_never_delete_a_row_whose_key_is_still_honoured(
+    days: str, hours: str, valid: bool
+) -> None:
+    env = {**BASE_SETTINGS, "RETENTION_DAYS": days, "IDEMPOTENCY_TTL_HOURS": hours}
+    if valid:
+        assert Settings.from_environ(env).retention_days == int(days)
+        return
+    with pytest.raises(ConfigurationError) as refused:
+        Settings.from_environ(env)
+    assert refused.value.settings == ["IDEMPOTENCY_TTL_HOURS", "RETENTION_DAYS"]

@@ -112,3 +112,36 @@ def test_2000_concurrent_callbacks_end_on_the_right_status(
             assert shown["status"] == "delivered"
             assert [h["status"] for h in shown["history"]].count("delivered") == 1
             assert {h["status"] for h in shown["history"]} == set(statuses)
+
+
+def test_a_burst_its_own_limit_refuses_never_closes_the_cap_for_others(
+    azurite: Azurite, tmp_path: Path
+) -> None:
+    # One caller allowed one send a minute fires 60 at once while nine others send one each,
+    # cap 10: the burst's refused sends must not read as the cap spent to the nine.
+    settings = {
+        **HIGH,
+        "RATE_LIMIT_PER_MINUTE": "1",
+        "GLOBAL_DAILY_CAP": "10",
+        "PYTHON_THREADPOOL_THREAD_COUNT": "40",  # every send of the burst in flight at once
+    }
+    with fleet(tmp_path, azurite=azurite, settings=settings) as app:
+        not_at_the_end_of_a_minute()
+        barrier = threading.Barrier(69)
+
+        def send(i: int) -> tuple[str, int]:
+            caller = "burst" if i < 60 else f"other-{i}"
+            barrier.wait()
+            body = {"to": fresh_number(), "body": "burst"}
+            return caller, app.post(i, "sendSms", body, caller=caller).status_code
+
+        with ThreadPoolExecutor(69) as pool:
+            results = list(pool.map(send, range(69)))
+        burst = Counter(status for caller, status in results if caller == "burst")
+        others = Counter(status for caller, status in results if caller != "burst")
+        assert burst == {201: 1, 429: 59}
+        assert others == {201: 9}  # none hears "503 daily cap reached" before it is
+        assert len(app.standin.requests) == 10
+        # and now the cap is truly spent: the next send anywhere is 503
+        spent = app.post(0, "sendSms", {"to": fresh_number(), "body": "x"}, caller="late")
+        assert spent.status_code == 503

@@ -26,6 +26,9 @@ class Issuer:
         self.fetches = 0
         self.url = ""
         self.stall = 0.0
+        # How the JWKS answer goes wrong: "short" (fewer bytes than its Content-Length),
+        # "trickle" (one byte every 1.5 s), "redirect", "html", "list"; "" answers well.
+        self.fault = ""
 
     def add_key(self, kid: str, *, publish: bool = True, curve: bool = False) -> None:
         self.keys[kid] = (
@@ -69,11 +72,35 @@ def running_issuer() -> Iterator[Issuer]:
             issuer.fetches += 1
             time.sleep(issuer.stall)  # an identity provider that hangs
             body = json.dumps(issuer.jwks()).encode()
+            kind = "application/json"
+            if issuer.fault == "redirect":
+                self.send_response(302)
+                self.send_header("Location", issuer.url + "?again")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if issuer.fault == "html":
+                body, kind = b"<html>sign in</html>", "text/html"
+            if issuer.fault == "list":
+                body = b"[]"
             self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Type", kind)
+            self.send_header(
+                "Content-Length", str(len(body) + (50 if issuer.fault == "short" else 0))
+            )
             self.end_headers()
+            if issuer.fault == "trickle":
+                for byte in body[:6]:
+                    try:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                    except OSError:
+                        return  # the client gave up, as it should
+                    time.sleep(1.5)
+                return
             self.wfile.write(body)
+            if issuer.fault == "short":
+                self.close_connection = True
 
         def log_message(self, format: str, *args: Any) -> None:
             return
