@@ -17,6 +17,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from api.phone import parse_e164
+from api.text import SMS_MAX_UNITS, sms_length
 from api.urls import is_public_https_url
 
 
@@ -52,11 +53,30 @@ class _Contract(BaseModel):
     )
 
 
+def _within_twilios_limit(body: str) -> str:
+    if sms_length(body) > SMS_MAX_UNITS:
+        raise ValueError(
+            f"is longer than Twilio's {SMS_MAX_UNITS} (counted as Twilio counts: characters "
+            "outside GSM-7 make the whole body UTF-16, and an emoji counts two)"
+        )
+    return body
+
+
 class SendSmsRequest(_Contract):
     """POST /api/sendSms."""
 
     to: PhoneNumber
-    body: Annotated[str, Field(min_length=1, max_length=1600)]
+    body: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=SMS_MAX_UNITS,
+            description="At most 1,600 as Twilio counts: GSM-7 characters count one (`€`, `{`, "
+            "`[`, `~` and the like two), and a body with any other character counts UTF-16 "
+            "units (an emoji two).",
+        ),
+        AfterValidator(_within_twilios_limit),
+    ]
     from_: Annotated[PhoneNumber | None, Field(alias="from")] = None
     media_url: Annotated[list[MediaUrl], Field(max_length=10)] = []
 

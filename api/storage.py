@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -137,6 +138,7 @@ def get_tables() -> Tables:
 # (messaging.IN_FLIGHT_LIMIT) and settles what is left itself.
 KEEP_TRYING_SECONDS = 90.0
 KEEP_TRYING_THREAD = "ahoy-keep-trying"
+KEEP_TRYING_MAX = 10_000
 
 # The tables a background retry is bound to (see keep_trying); unset, the process's own.
 _bound: contextvars.ContextVar[Tables | None] = contextvars.ContextVar("tables", default=None)
@@ -217,7 +219,11 @@ def keep_trying(work: Callable[[], object], what: str) -> None:
     (for up to KEEP_TRYING_SECONDS), so that what a failed send holds is let go as soon as it
     can be. Errors other than StorageUnavailable are raised (now) or logged (later). The
     background attempts use the tables of this moment, and stop if the process has moved to
-    other tables since (new settings: in Azure, a restart; in tests, the next test)."""
+    other tables since (new settings: in Azure, a restart; in tests, the next test).
+
+    However many sends fail, a process keeps one background worker for all their retries,
+    and at most KEEP_TRYING_MAX of them waiting: an outage under load never piles up threads.
+    """
     try:
         work()
         return
@@ -226,32 +232,78 @@ def keep_trying(work: Callable[[], object], what: str) -> None:
     tables = _bound.get() or get_tables()  # a retry started by a retry keeps its tables
     context = contextvars.copy_context()
     context.run(_bound.set, tables)
-    threading.Thread(
-        target=context.run,
-        args=(_keep_trying, work, what, tables),
-        name=KEEP_TRYING_THREAD,
-        daemon=True,
-    ).start()
+    _retries.add(_Retry(work, what, tables, context, time.monotonic() + KEEP_TRYING_SECONDS))
 
 
-def _keep_trying(work: Callable[[], object], what: str, tables: Tables) -> None:
-    deadline, pause = time.monotonic() + KEEP_TRYING_SECONDS, 0.1
-    while time.monotonic() < deadline:
-        time.sleep(pause)
-        if not _in_use(tables):
-            log.warning("gave up on %s: the process uses other tables now", what)
-            return
+@dataclass(eq=False)  # compared by identity
+class _Retry:
+    work: Callable[[], object]
+    what: str
+    tables: Tables
+    context: contextvars.Context
+    deadline: float
+    pause: float = 0.1
+    due: float = field(default_factory=lambda: time.monotonic() + 0.1)
+
+    def attempt(self) -> bool:
+        """One try, in the context it was made in; True when it needs no more."""
+        if not _in_use(self.tables):
+            log.warning("gave up on %s: the process uses other tables now", self.what)
+            return True
         try:
-            work()
+            self.context.run(self.work)
         except StorageUnavailable:
-            pause = min(pause * 2, 1.0)
-            continue
+            if time.monotonic() >= self.deadline:
+                log.error("gave up on %s: storage still unavailable", self.what)
+                return True
+            self.pause = min(self.pause * 2, 1.0)
+            self.due = time.monotonic() + self.pause
+            return False
         except AhoyError as failed:
-            log.error("%s failed once storage was back (%s)", what, failed.slug)
-            return
-        log.info("%s done once storage was back", what)
-        return
-    log.error("gave up on %s: storage still unavailable", what)
+            log.error("%s failed once storage was back (%s)", self.what, failed.slug)
+            return True
+        log.info("%s done once storage was back", self.what)
+        return True
+
+
+class _Retries:
+    """The process's background retries, worked through by one thread while there are any."""
+
+    def __init__(self) -> None:
+        self._waiting: list[_Retry] = []
+        self._lock = threading.Lock()
+        self._worker: threading.Thread | None = None
+
+    def add(self, retry: _Retry) -> None:
+        with self._lock:
+            if len(self._waiting) >= KEEP_TRYING_MAX:
+                log.error("too many background retries: %s is not retried", retry.what)
+                return
+            self._waiting.append(retry)
+            if self._worker is None:
+                self._worker = threading.Thread(
+                    target=self._work, name=KEEP_TRYING_THREAD, daemon=True
+                )
+                self._worker.start()
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                if not self._waiting:
+                    self._worker = None
+                    return
+                now = time.monotonic()
+                due = [r for r in self._waiting if r.due <= now]
+                wait = min(r.due for r in self._waiting) - now
+            if not due:
+                time.sleep(max(wait, 0.01))
+                continue
+            done = [retry for retry in due if retry.attempt()]
+            with self._lock:
+                self._waiting = [r for r in self._waiting if r not in done]
+
+
+_retries = _Retries()
 
 
 def _in_use(tables: Tables) -> bool:

@@ -40,7 +40,9 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-MAX_REQUEST_BYTES = 100 * 1024 * 1024  # Azure's front end limit
+# The host's request size limit (Functions' HTTP limits: 100 MB). Like the host, the local
+# host reads a whole body before invoking the function, which gets it as bytes.
+MAX_REQUEST_BYTES = 100 * 1024 * 1024
 ADMIN_FUNCTIONS = "/admin/functions/"
 # A Host header as RFC 9110 has it: a name or address, and a port. Anything else (paths, user
 # info, spaces) would make the request's URL, and so Twilio's signature check, read otherwise.
@@ -358,6 +360,9 @@ class FunctionHost:
         presented = headers.get("x-functions-key") or dict(query).get("code")
         if not self.keys.admits(route.auth_level, presented):
             return await _empty(send, 401)
+        declared = headers.get("content-length", "")
+        if declared.isascii() and declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+            return await _empty(send, 413)  # refused before a byte of it is read
         body = await _read_body(receive)
         if body is None:
             return await _empty(send, 413)

@@ -38,14 +38,24 @@ def now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
+def is_gsm7(body: str) -> bool:
+    return all(c in _GSM7 or c in _GSM7_EXTENSION for c in body)
+
+
+def units(body: str) -> int:
+    """`body`'s length as Twilio counts it (segments, and the 1,600 limit of error 21617):
+    GSM-7 septets (an extension character is two) or, for any other text, UTF-16 units."""
+    if is_gsm7(body):
+        return sum(2 if c in _GSM7_EXTENSION else 1 for c in body)
+    return len(body.encode("utf-16-le")) // 2
+
+
 def num_segments(body: str) -> int:
     """How many SMS a body is sent as: GSM-7 (160, or 153 per part) when every character is
     in the GSM-7 alphabet, else UCS-2 (70, or 67 per part, counted in UTF-16 units)."""
-    if all(c in _GSM7 or c in _GSM7_EXTENSION for c in body):
-        units, single, part = sum(2 if c in _GSM7_EXTENSION else 1 for c in body), 160, 153
-    else:
-        units, single, part = len(body.encode("utf-16-le")) // 2, 70, 67
-    return 1 if units <= single else -(-units // part)
+    single, part = (160, 153) if is_gsm7(body) else (70, 67)
+    count = units(body)
+    return 1 if count <= single else -(-count // part)
 
 
 def _date(moment: datetime | None) -> str | None:

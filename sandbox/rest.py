@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from sandbox.outbox import API_VERSION, Call, Message, Outbox
+from sandbox.outbox import API_VERSION, Call, Message, Outbox, units
 
 Form = dict[str, list[str]]
 
@@ -237,7 +237,7 @@ def check_message_request(form: Form, owned: frozenset[str]) -> None:
         raise ApiError(400, 21603, "A 'From' phone number is required.")
     if not body and not media:
         raise ApiError(400, 21602, "Message body is required.")
-    if len(body) > 1600:
+    if units(body) > 1600:
         raise ApiError(
             400, 21617, "The concatenated message body exceeds the 1600 character limit."
         )

@@ -108,3 +108,11 @@ def test_a_malformed_host_header_is_400_and_reaches_no_function(
 def test_a_well_formed_host_makes_the_request_url(host: FunctionHost, good: str) -> None:
     status, _, body = asgi_request(host, "GET", "/api/whereami", headers={"host": good})
     assert (status, body.decode()) == (200, f"http://{good}/api/whereami")
+
+
+def test_a_body_declared_over_the_hosts_limit_is_413_before_it_is_read(host: FunctionHost) -> None:
+    from devhost.host import MAX_REQUEST_BYTES
+
+    declared = {"content-length": str(MAX_REQUEST_BYTES + 1)}
+    status, _, body = asgi_request(host, "GET", "/api/items/7", headers=declared)
+    assert (status, body) == (413, b"")

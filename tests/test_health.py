@@ -87,3 +87,42 @@ def test_storage_that_hangs_is_503_within_the_check_timeout() -> None:
     assert status == 503
     assert body["checks"] == {"settings": "ok", "storage": "failed"}
     assert time.monotonic() - started < 5  # the check's own 2 s bound, not the SDK's retries
+
+
+@pytest.mark.usefixtures("silent_storage")
+def test_anonymous_health_checks_cannot_load_storage_or_hold_threads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from api import health as health_module
+
+    pings: list[float] = []
+    real_ping = health_module.get_tables().ping
+
+    def counted(timeout: float) -> None:
+        pings.append(timeout)
+        real_ping(timeout)
+
+    monkeypatch.setattr(health_module.get_tables(), "ping", counted)
+    assert get_health()[0] == 503  # the first check, waited for: storage hangs, 2 s bound
+    assert len(pings) == 1
+    waits: list[float] = []
+
+    def one() -> None:
+        started = time.monotonic()
+        assert get_health()[0] == 503
+        waits.append(time.monotonic() - started)
+
+    threads = [threading.Thread(target=one) for _ in range(32)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(pings) == 1  # answered from the last result: storage was not asked again
+    assert max(waits) < 0.5
+    monkeypatch.setattr(health_module.time, "monotonic", lambda: time.time() + 3600)
+    threads = [threading.Thread(target=one) for _ in range(32)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(pings) == 2  # stale: one request checks again, the others answer meanwhile

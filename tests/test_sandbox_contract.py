@@ -176,6 +176,19 @@ def test_num_segments_follows_gsm_7_and_ucs_2(client: Client, body: str, segment
     assert created.num_segments == str(segments) == str(num_segments(body))
 
 
+@pytest.mark.parametrize(
+    ("body", "accepted"),
+    [("x" * 1600, True), ("€" * 800, True), ("€" * 801, False), ("😀" * 801, False)],
+)
+def test_the_1600_limit_counts_as_segments_do(client: Client, body: str, accepted: bool) -> None:
+    if accepted:
+        assert client.messages.create(to=TO, from_=FROM_NUMBER, body=body).sid
+        return
+    with pytest.raises(TwilioRestException) as refused:
+        client.messages.create(to=TO, from_=FROM_NUMBER, body=body)
+    assert (refused.value.status, refused.value.code) == (400, 21617)
+
+
 def test_a_messaging_service_message_starts_accepted_and_its_callbacks_name_it(
     client: Client, app: TwimlServer
 ) -> None:

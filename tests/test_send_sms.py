@@ -107,6 +107,9 @@ def test_region_and_edge_in_the_environment_are_ignored(
         ({"to": 14155551234, "body": "hi"}, "to"),
         ({"to": TO, "body": ""}, "body"),
         ({"to": TO, "body": "x" * 1601}, "body"),
+        ({"to": TO, "body": "€" * 801}, "body"),  # 1,602 GSM-7 units: each an escape and €
+        ({"to": TO, "body": "😀" * 801}, "body"),  # 1,602 UTF-16 units
+        ({"to": TO, "body": "é" * 1599 + "😀"}, "body"),  # 1,601: the emoji makes it UCS-2
         ({"to": TO}, "body"),
         ({"body": "hi"}, "to"),
         ({"to": TO, "body": "hi", "mediaUrl": ["http://cdn.example.org/a.png"]}, "mediaUrl.0"),
@@ -240,3 +243,14 @@ def test_one_client_serves_every_invocation(twilio: responses.RequestsMock) -> N
     post({"to": TO, "body": "one"})
     post({"to": TO, "body": "two"})
     assert get_twilio_service() is first
+
+
+@pytest.mark.parametrize(
+    "text", ["x" * 1600, "€" * 800, "😀" * 800, "é" * 1600, "ж" * 1600, "é" * 1598 + "😀"]
+)
+def test_a_body_of_1600_units_as_twilio_counts_them_is_sent(
+    twilio: responses.RequestsMock, text: str
+) -> None:
+    twilio.post(MESSAGES_URL, json=twilio_message(), status=201)
+    assert post({"to": TO, "body": text}).status_code == 201
+    assert len(twilio.calls) == 1

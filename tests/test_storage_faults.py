@@ -324,3 +324,31 @@ def test_a_proxy_set_in_the_environment_carries_the_storage_requests(
         assert any(e.method == "POST" for e in forward.exchanges)
     finally:
         forward.stop()
+
+
+def test_an_outage_under_load_keeps_one_background_worker_and_frees_every_key(
+    proxy: StorageProxy, twilio_via_proxy: responses.RequestsMock
+) -> None:
+    import threading
+
+    from api.storage import KEEP_TRYING_THREAD
+
+    twilio_accepts(twilio_via_proxy)
+    keys = [f"outage-{i}" for i in range(30)]
+    claimed: set[str] = set()
+
+    def claims_land_then_storage_fails(method: str, path: str, body: bytes) -> str | None:
+        if claims_the_key(method, body) and len(claimed) < len(keys):
+            claimed.add(path + str(len(claimed)))
+            return None  # each claim lands; what follows it fails
+        return "drop"
+
+    proxy.rule = claims_land_then_storage_fails
+    assert {post(key).status_code for key in keys} == {503}
+    workers = [t for t in threading.enumerate() if t.name == KEEP_TRYING_THREAD]
+    assert len(workers) == 1  # one worker for 30 sends' releases, not a thread each
+    proxy.rule = None  # storage is back: every key is let go, none was sent
+    assert eventually(lambda: not background_retries_running(), timeout=10)
+    assert sent_to_twilio(twilio_via_proxy) == []
+    assert ledger_rows() == []
+    assert post(keys[0]).status_code == 201
