@@ -40,6 +40,7 @@ NUMBER_TYPES = frozenset(
 )
 # Ahoy's local host sets this to its bind address; Azure sets WEBSITE_INSTANCE_ID.
 LOCAL_HOST_BIND = "DEVHOST_BIND"
+WEBHOOK_SHARED_KEY = "TWILIO_WEBHOOK_SHARED_KEY"  # and _SECONDARY while rotating
 AZURE_MARKERS = ("WEBSITE_INSTANCE_ID", "WEBSITE_SITE_NAME")
 
 T = TypeVar("T")
@@ -118,6 +119,7 @@ class Settings:
     dev_principal: str | None
     validate_signatures: bool
     twilio_auth_token_secondary: Secret[str] | None
+    webhook_shared_keys: tuple[Secret[str], ...]  # Twilio SharedKey secrets (HMAC-SHA256)
     allowed_countries: frozenset[str]
     allowed_number_types: frozenset[str]
     sandbox: bool
@@ -171,6 +173,11 @@ class Settings:
             validate_signatures=reader.optional("TWILIO_VALIDATE_SIGNATURES", _boolean)
             is not False,
             twilio_auth_token_secondary=reader.optional("TWILIO_AUTH_TOKEN_SECONDARY", Secret[str]),
+            webhook_shared_keys=tuple(
+                key
+                for name in (WEBHOOK_SHARED_KEY, f"{WEBHOOK_SHARED_KEY}_SECONDARY")
+                if (key := reader.optional(name, Secret[str])) is not None
+            ),
             allowed_countries=reader.optional("ALLOWED_COUNTRIES", _upper_list)
             or frozenset({"US", "CA"}),
             allowed_number_types=reader.optional("ALLOWED_NUMBER_TYPES", _number_types)

@@ -1,5 +1,12 @@
 """X-Twilio-Signature checks for every Twilio-facing route, through twilio's RequestValidator.
 
+Twilio signs a webhook one of two ways. By default, HMAC-SHA1 with the account's auth token
+(TWILIO_AUTH_TOKEN, or TWILIO_AUTH_TOKEN_SECONDARY while it is rotated). When a Webhook Rule
+of the account matches the URL, with a SharedKey and the rule's algorithm (HMAC-SHA256), and
+the request says so in X-Twilio-Webhooks-Signature-Settings (`key=<id>,algorithm=...`): then
+only HMAC-SHA256 is accepted, with TWILIO_WEBHOOK_SHARED_KEY (or its _SECONDARY while the key
+is rotated). The signed string is the same either way; twilio-python computes both.
+
 The URL that is checked is rebuilt from PUBLIC_BASE_URL, the request's path and its raw query
 string: behind Azure's front end `req.url` can carry an internal scheme and host, and
 forwarded headers are not to be trusted.
@@ -11,11 +18,17 @@ import logging
 from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
-from twilio.request_validator import RequestValidator
+from twilio.request_validator import (
+    HMAC_SHA1,
+    HMAC_SHA256,
+    SIGNATURE_SETTINGS_HEADER,
+    RequestValidator,
+    get_signature_algorithm,
+)
 
 from api.errors import InvalidSignature
 from api.http import media_type
-from api.settings import Settings, get_settings
+from api.settings import WEBHOOK_SHARED_KEY, Settings, get_settings
 
 log = logging.getLogger("ahoy.signatures")
 
@@ -33,6 +46,7 @@ def verify_twilio_request(req: func.HttpRequest) -> dict[str, str]:
     signature = req.headers.get(SIGNATURE_HEADER)
     if not signature:
         raise InvalidSignature("The request has no X-Twilio-Signature.")
+    algorithm, secrets = _signing(req.headers.get(SIGNATURE_SETTINGS_HEADER), settings)
     url = public_url(req, settings)
     content_type = media_type(req)
     params: object = {}
@@ -43,9 +57,9 @@ def verify_twilio_request(req: func.HttpRequest) -> dict[str, str]:
         params = FormParams.parse(req.get_body())
     elif req.get_body():
         raise InvalidSignature("Twilio signs form bodies and hashed JSON bodies only.")
-    for token in _tokens(settings):
+    for secret in secrets:
         try:
-            if RequestValidator(token).validate(url, params, signature):
+            if RequestValidator(secret).validate(url, params, signature, algorithm=algorithm):
                 return params.first() if isinstance(params, FormParams) else {}
         except (TypeError, ValueError):  # what the validator raises on inputs it cannot sign
             break
@@ -92,8 +106,23 @@ def public_url(req: func.HttpRequest, settings: Settings) -> str:
     return f"{settings.public_base_url}{parts.path}{query}"
 
 
-def _tokens(settings: Settings) -> list[str]:
-    tokens = [settings.twilio_auth_token.get()]
-    if settings.twilio_auth_token_secondary is not None:
-        tokens.append(settings.twilio_auth_token_secondary.get())
-    return tokens
+def _signing(header: str | None, settings: Settings) -> tuple[str, list[str]]:
+    """The algorithm and the secrets a request's signature may be checked with."""
+    if header is None:  # the auth token's signature
+        tokens = [settings.twilio_auth_token.get()]
+        if settings.twilio_auth_token_secondary is not None:
+            tokens.append(settings.twilio_auth_token_secondary.get())
+        return HMAC_SHA1, tokens
+    # A shared key's signature: HMAC-SHA256 only, so a request cannot ask for a weaker check.
+    algorithm = get_signature_algorithm(header).upper()
+    if algorithm != HMAC_SHA256:
+        raise InvalidSignature(
+            f"{SIGNATURE_SETTINGS_HEADER} names an algorithm Ahoy does not accept; "
+            f"use {HMAC_SHA256} in the Webhook Rule."
+        )
+    if not settings.webhook_shared_keys:
+        raise InvalidSignature(
+            "This webhook is signed with a Twilio shared key, and none is configured: set "
+            f"{WEBHOOK_SHARED_KEY} to the SharedKey's secret."
+        )
+    return HMAC_SHA256, [key.get() for key in settings.webhook_shared_keys]

@@ -12,6 +12,10 @@ param twilioAccountSid string
 param twilioAuthToken string
 @secure()
 param twilioAuthTokenSecondary string
+@secure()
+param twilioWebhookSharedKey string
+@secure()
+param twilioWebhookSharedKeySecondary string
 param twilioApiKeySid string
 @secure()
 param twilioApiKeySecret string
@@ -51,6 +55,8 @@ var functionAppName = 'func-ahoy-${resourceToken}'
 var deploymentContainer = 'app-package-${take(resourceToken, 10)}'
 var hasApiKey = !empty(twilioApiKeySecret)
 var hasSecondaryToken = !empty(twilioAuthTokenSecondary)
+var hasSharedKey = !empty(twilioWebhookSharedKey)
+var hasSecondarySharedKey = !empty(twilioWebhookSharedKeySecondary)
 // A vault's name is taken while it sits deleted (soft delete); a suffix makes a new one.
 var vaultName = empty(keyVaultNameSuffix) ? 'kv-ahoy-${take(resourceToken, 15)}' : 'kv-ahoy-${take(resourceToken, 9)}-${keyVaultNameSuffix}'
 // Built-in role definition ids.
@@ -193,6 +199,28 @@ resource secondaryTokenSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = i
   }
 }
 
+resource sharedKeySecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (hasSharedKey) {
+  parent: vault
+  name: 'twilio-webhook-shared-key'
+  properties: {
+    // checkov:skip=CKV_AZURE_41: a Twilio SharedKey has no expiry of its own; rotation is documented in the README.
+    // checkov:skip=CKV_AZURE_114: false positive: contentType is set below; checkov does not read the properties of a conditional resource.
+    value: twilioWebhookSharedKey
+    contentType: 'text/plain'
+  }
+}
+
+resource secondarySharedKeySecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (hasSecondarySharedKey) {
+  parent: vault
+  name: 'twilio-webhook-shared-key-secondary'
+  properties: {
+    // checkov:skip=CKV_AZURE_41: set only while the SharedKey is rotated (README).
+    // checkov:skip=CKV_AZURE_114: false positive: contentType is set below; checkov does not read the properties of a conditional resource.
+    value: twilioWebhookSharedKeySecondary
+    contentType: 'text/plain'
+  }
+}
+
 resource flowKeySecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
   parent: vault
   name: 'ahoy-flow-key'
@@ -299,6 +327,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     TWILIO_ACCOUNT_SID: twilioAccountSid
     TWILIO_AUTH_TOKEN: '@Microsoft.KeyVault(SecretUri=${authTokenSecret.properties.secretUri})'
     TWILIO_AUTH_TOKEN_SECONDARY: hasSecondaryToken ? '@Microsoft.KeyVault(SecretUri=${secondaryTokenSecret.properties.secretUri})' : ''
+    TWILIO_WEBHOOK_SHARED_KEY: hasSharedKey ? '@Microsoft.KeyVault(SecretUri=${sharedKeySecret.properties.secretUri})' : ''
+    TWILIO_WEBHOOK_SHARED_KEY_SECONDARY: hasSecondarySharedKey ? '@Microsoft.KeyVault(SecretUri=${secondarySharedKeySecret.properties.secretUri})' : ''
     TWILIO_API_KEY_SID: twilioApiKeySid
     TWILIO_API_KEY_SECRET: hasApiKey ? '@Microsoft.KeyVault(SecretUri=${apiKeySecret.properties.secretUri})' : ''
     TWILIO_FROM_NUMBER: twilioFromNumber

@@ -24,6 +24,14 @@ param twilioAuthToken string
 @description('A second Twilio auth token accepted on webhooks while you rotate (Key Vault only); empty otherwise.')
 param twilioAuthTokenSecondary string = ''
 
+@secure()
+@description('The secret of the Twilio SharedKey a Webhook Rule signs webhooks with (HMAC-SHA256); empty without one.')
+param twilioWebhookSharedKey string = ''
+
+@secure()
+@description('A second SharedKey secret accepted while the key is rotated; empty otherwise.')
+param twilioWebhookSharedKeySecondary string = ''
+
 @description('Twilio API key SID (SK...), preferred for REST calls; empty to use the auth token.')
 param twilioApiKeySid string = ''
 
@@ -54,7 +62,7 @@ param twilioPushCredentialSid string = ''
 param twilioCallerIds string = ''
 
 @description('The flow that answers /api/incomingCall, as a query string.')
-param incomingCallFlow string = 'mode=voicemail&Message=Hello. Please leave a message after the beep.'
+param incomingCallFlow string = 'mode=voicemail&Message=Hello.+Please+leave+a+message+after+the+beep.'
 
 @description('Auto-reply to inbound SMS; empty for none.')
 param incomingSmsReply string = ''
@@ -150,6 +158,8 @@ module app 'app.bicep' = {
     twilioAccountSid: twilioAccountSid
     twilioAuthToken: twilioAuthToken
     twilioAuthTokenSecondary: twilioAuthTokenSecondary
+    twilioWebhookSharedKey: twilioWebhookSharedKey
+    twilioWebhookSharedKeySecondary: twilioWebhookSharedKeySecondary
     twilioApiKeySid: twilioApiKeySid
     twilioApiKeySecret: twilioApiKeySecret
     twilioFromNumber: twilioFromNumber

@@ -2,7 +2,8 @@
 
 Plays the Twilio account named in the settings (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and,
 if set, TWILIO_API_KEY_SID/SECRET): the app must present those credentials, and every
-webhook the sandbox sends is signed with that auth token, as Twilio signs it.
+webhook the sandbox sends is signed with that auth token, as Twilio signs it, or, when
+TWILIO_WEBHOOK_SHARED_KEY is set, with that SharedKey and HMAC-SHA256, as a Webhook Rule does.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
         api_key_secret=values.get("TWILIO_API_KEY_SECRET") or None,
         numbers=frozenset({values.get("TWILIO_FROM_NUMBER") or "+15005550006", "+15005550006"}),
         service_sender=values.get("TWILIO_FROM_NUMBER") or "+15005550006",
+        # With the app's shared key set, the sandbox plays an account whose Webhook Rule signs
+        # every webhook with that SharedKey and HMAC-SHA256.
+        webhook_shared_key=values.get("TWILIO_WEBHOOK_SHARED_KEY") or None,
     )
     if not account.sid or not account.auth_token:
         print("sandbox: TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are needed", file=sys.stderr)

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from urllib.parse import urljoin
 
 from sandbox.outbox import API_VERSION, Call, Message, Outbox, new_sid, now, twilio_date
-from sandbox.webhooks import NotLoopback, signed_request
+from sandbox.webhooks import NotLoopback, Signer, signed_request
 
 log = logging.getLogger("sandbox")
 
@@ -80,7 +80,7 @@ MESSAGE_ERRORS = {
 class Player:
     outbox: Outbox
     account_sid: str
-    auth_token: str
+    signer: Signer
     origin: str  # the sandbox's own origin, for fake recording URLs
     step_seconds: float = 0.2
     service_sender: str = "+15005550006"  # the number a Messaging Service sends from
@@ -235,7 +235,7 @@ class Player:
             **step.params,
         }
         try:
-            answer = signed_request(step.url, params, self.auth_token, step.method)
+            answer = signed_request(step.url, params, self.signer, step.method)
         except NotLoopback as refused:
             raise ApplicationError(
                 11200, f"the sandbox only fetches loopback URLs ({refused})"
@@ -416,7 +416,7 @@ class Player:
 
     def _post(self, url: str, params: dict[str, str], method: str = "POST") -> None:
         try:
-            answer = signed_request(url, params, self.auth_token, method)
+            answer = signed_request(url, params, self.signer, method)
         except NotLoopback:
             log.warning("callback not sent: the sandbox only posts to loopback URLs")
             return

@@ -32,6 +32,7 @@ from sandbox import rest
 from sandbox.outbox import API_VERSION, Call, Fate, Message, Outbox, new_sid
 from sandbox.player import MESSAGE_ERRORS, Player
 from sandbox.rest import ApiError, Form, one
+from sandbox.webhooks import Signer
 
 log = logging.getLogger("sandbox")
 
@@ -55,6 +56,7 @@ class Account:
     api_key_secret: str | None = None
     numbers: frozenset[str] = frozenset({"+15005550006"})  # Twilio's valid test From
     service_sender: str = "+15005550006"
+    webhook_shared_key: str | None = None  # sign webhooks with it (HMAC-SHA256), as a Rule does
 
     @property
     def owned(self) -> frozenset[str]:
@@ -96,7 +98,7 @@ class Sandbox:
         self.player = Player(
             self.outbox,
             account.sid,
-            account.auth_token,
+            Signer(account.auth_token, account.webhook_shared_key),
             origin=self.url,
             step_seconds=step_seconds,
             service_sender=account.service_sender,

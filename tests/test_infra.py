@@ -72,11 +72,18 @@ RESOLVED = {
     "storage.properties.primaryEndpoints.table": "https://stahoyabc.table.core.windows.net/",
 }
 # The template's conditions, as the parameters they test.
-CONDITIONS = {"hasApiKey": "twilioApiKeySecret", "hasSecondaryToken": "twilioAuthTokenSecondary"}
+CONDITIONS = {
+    "hasApiKey": "twilioApiKeySecret",
+    "hasSecondaryToken": "twilioAuthTokenSecondary",
+    "hasSharedKey": "twilioWebhookSharedKey",
+    "hasSecondarySharedKey": "twilioWebhookSharedKeySecondary",
+}
 KEY_VAULT_VALUES = {
     "authTokenSecret": "a-resolved-auth-token",
     "apiKeySecret": "a-resolved-api-key-secret",
     "secondaryTokenSecret": "a-resolved-secondary-token",
+    "sharedKeySecret": "a-resolved-shared-key",
+    "secondarySharedKeySecret": "a-resolved-secondary-shared-key",
     "flowKeySecret": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
 }
 
@@ -189,7 +196,12 @@ def test_secrets_come_only_from_key_vault_references() -> None:
     settings = app_settings()
     for name in ("TWILIO_AUTH_TOKEN", "AHOY_FLOW_KEY"):
         assert settings[name].startswith("@Microsoft.KeyVault(SecretUri=${"), name
-    for optional in ("TWILIO_API_KEY_SECRET", "TWILIO_AUTH_TOKEN_SECONDARY"):
+    for optional in (
+        "TWILIO_API_KEY_SECRET",
+        "TWILIO_AUTH_TOKEN_SECONDARY",
+        "TWILIO_WEBHOOK_SHARED_KEY",
+        "TWILIO_WEBHOOK_SHARED_KEY_SECONDARY",
+    ):
         choice = settings[optional]["operator"]["operands"]
         assert choice["true_value"].startswith("@Microsoft.KeyVault(SecretUri=${"), optional
         assert choice["false_value"] == ""
@@ -201,6 +213,8 @@ def test_secrets_come_only_from_key_vault_references() -> None:
     assert secure == {
         "twilioAuthToken",
         "twilioAuthTokenSecondary",
+        "twilioWebhookSharedKey",
+        "twilioWebhookSharedKeySecondary",
         "twilioApiKeySecret",
         "flowKey",
     }

@@ -381,3 +381,39 @@ def test_the_sandbox_leaves_a_voicemail_and_the_owner_is_texted(app: str, sandbo
     assert len(texts) == 1
     # An outbound call: the "caller" Twilio reports is the app's own number.
     assert texts[0].body.startswith(f"New voicemail from {SANDBOX_FROM}: {sandbox.url}/recordings/")
+
+
+SHARED_KEY = "sandbox-shared-key-0123456789abcdef"
+
+
+@pytest.mark.parametrize("app_has_the_key", [True, False])
+def test_webhooks_signed_with_a_shared_key_run_a_send_and_a_call_end_to_end(
+    azurite: Azurite, tmp_path: Path, app_has_the_key: bool
+) -> None:
+    # The account's Webhook Rule signs every webhook with a SharedKey and HMAC-SHA256.
+    signing = Sandbox(
+        Account(ACCOUNT_SID, AUTH_TOKEN, webhook_shared_key=SHARED_KEY), step_seconds=0.05
+    ).start()
+    overrides = {"TWILIO_WEBHOOK_SHARED_KEY": SHARED_KEY} if app_has_the_key else {}
+    host = start_app(signing, azurite, tmp_path, **overrides)
+    try:
+        sent = app_post(host.url, "/api/sendSms", {"to": "+14155551234", "body": "keyed"})
+        placed = app_post(host.url, "/api/makeCall", {"to": "+14155551234", "message": "keyed"})
+        assert sent.status_code == placed.status_code == 201
+        call_sid = placed.json()["sid"]
+        if app_has_the_key:
+            assert view_when(host.url, f"/api/messages/{sent.json()['sid']}", "delivered")
+            assert view_when(host.url, f"/api/calls/{call_sid}", "completed")
+            assert signing.outbox.calls[call_sid].transcript == ["Say: keyed"]
+        else:  # every webhook refused: the call cannot fetch its TwiML, no status is recorded
+            assert eventually(lambda: signing.outbox.calls[call_sid].status == "completed")
+            assert (
+                signing.outbox.calls[call_sid]
+                .transcript[0]
+                .startswith("Application error 11200: HTTP 403")
+            )
+            seen = requests.get(f"{host.url}/api/calls/{call_sid}", headers=KEY, timeout=10)
+            assert seen.json()["status"] == "queued"  # the callbacks never landed
+    finally:
+        host.stop()
+        signing.stop()

@@ -168,3 +168,114 @@ def test_the_check_can_be_switched_off_only_under_the_local_host(
     monkeypatch.setenv("DEVHOST_BIND", "127.0.0.1:7071")
     reset_caches()
     assert run_twiml(unsigned).status_code == 200
+
+
+# --- Webhook Rules: a shared key and HMAC-SHA256 ---------------------------------------------
+
+SHARED_KEY = "shared-key-secret-0123456789abcdef"
+NEXT_SHARED_KEY = "shared-key-secret-fedcba9876543210"
+CALL_FORM = [("CallSid", "CA" + "1" * 32), ("From", "+14155550177"), ("To", "+14155550100")]
+# Every Twilio-facing route, with a request that passes its signature check.
+TWILIO_ROUTES = [
+    ("twiml", "GET", "/api/twiml?Message[0]=hi", None),
+    ("flow_step", "POST", "/api/flowStep?Message[0]=hi", CALL_FORM),
+    ("status", "POST", "/api/status?ref=" + "0" * 32, [("MessageSid", "SM" + "1" * 32)]),
+    ("voice", "POST", "/api/voice", CALL_FORM),
+    ("incoming_call", "POST", "/api/incomingCall", CALL_FORM),
+    ("incoming_sms", "POST", "/api/incomingSms", [*CALL_FORM[1:], ("Body", "hi")]),
+]
+
+
+def call_route(name: str, req: object) -> int:
+    import asyncio
+    import inspect
+
+    from api import twilio_routes
+
+    handler = getattr(twilio_routes, name)
+    answer = handler(req)
+    if inspect.iscoroutine(answer):
+        answer = asyncio.run(answer)
+    return int(answer.status_code)
+
+
+@pytest.fixture
+def shared_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TWILIO_WEBHOOK_SHARED_KEY", SHARED_KEY)
+
+
+@pytest.mark.usefixtures("shared_key")
+@pytest.mark.parametrize(("name", "method", "path", "form"), TWILIO_ROUTES)
+def test_a_shared_key_signature_is_accepted_on_every_twilio_facing_route(
+    name: str, method: str, path: str, form: list[tuple[str, str]] | None
+) -> None:
+    accepted = signed(method, path, form, token=SHARED_KEY, algorithm="HMAC_SHA256")
+    assert call_route(name, accepted) != 403
+    # ... and refused with another key, or with the header stripped (then it reads as an
+    # auth token signature, which it is not)
+    wrong = signed(method, path, form, token="not-the-key", algorithm="HMAC_SHA256")
+    assert call_route(name, wrong) == 403
+    stripped = signed(method, path, form, token=SHARED_KEY, algorithm="HMAC_SHA256", announce=False)
+    assert call_route(name, stripped) == 403
+    # the auth token's signature still works beside it
+    assert call_route(name, signed(method, path, form)) != 403
+
+
+@pytest.mark.usefixtures("shared_key")
+@pytest.mark.parametrize(
+    "header", ["key=k,algorithm=HMAC_SHA1", "key=k,algorithm=MD5", "key=k", "algorithm="]
+)
+def test_a_shared_key_header_may_not_ask_for_a_weaker_check(header: str) -> None:
+    # HMAC-SHA1 over the shared key, announced as such: a downgrade, refused
+    weak = signed(
+        "GET",
+        "/api/twiml?Message[0]=hi",
+        token=SHARED_KEY,
+        algorithm="HMAC_SHA1",
+        settings_header=header,
+    )
+    response = run_twiml(weak)
+    assert response.status_code == 403
+    assert "HMAC_SHA256" in problem(response)["detail"]
+
+
+def test_a_shared_key_signature_with_no_key_configured_names_the_setting() -> None:
+    response = run_twiml(
+        signed("GET", "/api/twiml?Message[0]=hi", token=SHARED_KEY, algorithm="HMAC_SHA256")
+    )
+    assert response.status_code == 403
+    detail = problem(response)["detail"]
+    assert "TWILIO_WEBHOOK_SHARED_KEY" in detail
+    assert SHARED_KEY not in json.dumps(problem(response))
+
+
+def test_both_shared_keys_are_accepted_while_one_is_rotated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TWILIO_WEBHOOK_SHARED_KEY", SHARED_KEY)
+    monkeypatch.setenv("TWILIO_WEBHOOK_SHARED_KEY_SECONDARY", NEXT_SHARED_KEY)
+    for key in (SHARED_KEY, NEXT_SHARED_KEY):
+        req = signed("GET", "/api/twiml?Message[0]=hi", token=key, algorithm="HMAC_SHA256")
+        assert run_twiml(req).status_code == 200
+
+
+@pytest.mark.usefixtures("shared_key")
+def test_a_json_webhook_signed_with_a_shared_key_checks_its_body_hash() -> None:
+    import hashlib
+
+    from twilio.request_validator import SIGNATURE_SETTINGS_HEADER
+
+    body = VECTOR_JSON
+    path = f"/api/twiml?Message[0]=hi&bodySHA256={hashlib.sha256(body.encode()).hexdigest()}"
+    signature = RequestValidator(SHARED_KEY).compute_signature(
+        PUBLIC_BASE_URL + path, {}, "HMAC_SHA256"
+    )
+    headers = {
+        "Content-Type": "application/json",
+        "X-Twilio-Signature": signature,
+        SIGNATURE_SETTINGS_HEADER: "key=k,algorithm=HMAC_SHA256",
+    }
+    good = request("POST", path, body=body.encode(), headers=headers, caller=None)
+    assert run_twiml(good).status_code == 200
+    forged = request("POST", path, body=b'{"property": "forged"}', headers=headers, caller=None)
+    assert run_twiml(forged).status_code == 403

@@ -41,17 +41,27 @@ def signed(
     form: list[tuple[str, str]] | None = None,
     *,
     token: str = AUTH_TOKEN,
+    algorithm: str | None = None,
+    settings_header: str | None = None,
+    announce: bool = True,
 ) -> func.HttpRequest:
-    """A request as Twilio sends it: form-encoded, signed over PUBLIC_BASE_URL + path."""
+    """A request as Twilio sends it: form-encoded, signed over PUBLIC_BASE_URL + path; with
+    `algorithm`, signed by a Webhook Rule's shared key (`token`), which Twilio announces in
+    X-Twilio-Webhooks-Signature-Settings (`settings_header` to send another one, `announce`
+    False to leave the header out)."""
     from urllib.parse import urlencode
 
-    from twilio.request_validator import RequestValidator
+    from twilio.request_validator import SIGNATURE_SETTINGS_HEADER, RequestValidator
     from werkzeug.datastructures import MultiDict
 
     signature = RequestValidator(token).compute_signature(
-        PUBLIC_BASE_URL + path, MultiDict(form or [])
+        PUBLIC_BASE_URL + path, MultiDict(form or []), algorithm
     )
     headers = {"X-Twilio-Signature": signature}
+    if settings_header is None and algorithm is not None and announce:
+        settings_header = f"key=webhooks_sharedkey_0123,algorithm={algorithm}"
+    if settings_header is not None:
+        headers[SIGNATURE_SETTINGS_HEADER] = settings_header
     if form is not None:
         headers["Content-Type"] = "application/x-www-form-urlencoded"
     body = urlencode(form or []).encode()
