@@ -1,4 +1,12 @@
-"""The OpenAPI 3.1 document of the app-facing API, generated from the pydantic models."""
+"""The OpenAPI 3.1 document of the app-facing API, generated from the pydantic models.
+
+Written for client generators (openapi-typescript, openapi-generator for Swift and Kotlin):
+every operation has a stable `operationId`, every problem status its own description, and a
+request field a client may leave out is simply not `required`: request schemas carry no
+`default` (generators read a default as "always present", openapi-typescript by default turns
+it into a required field); what Ahoy assumes when a field is left out is in its description.
+`clients/typescript/` is generated from this document (scripts/client).
+"""
 
 from __future__ import annotations
 
@@ -8,20 +16,53 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from api.errors import AhoyError
 from api.models import MakeCallRequest, Problem, Record, Resource, SendSmsRequest, VoiceToken
-from api.problems import PROBLEM_JSON
+from api.problems import PROBLEM_JSON, PROBLEM_TYPE_PREFIX
 
 _REF = "#/components/schemas/{model}"
 
 
+# What each problem status means on Ahoy's routes (see the README's "Errors").
+PROBLEMS = {
+    400: "Malformed request: the body is not JSON, or not a JSON object.",
+    401: "No valid caller: sign in (a bearer token, or Easy Auth), or the function key is missing.",
+    403: "Not allowed: a destination the policy refuses, or a route this caller may not use.",
+    404: "Not found, or not the caller's own.",
+    409: "The Idempotency-Key is in flight, or its first request's outcome is not known yet.",
+    413: "The body is too large.",
+    415: "The body is not application/json.",
+    422: "A field is invalid: `errors` names each one.",
+    429: "A limit is reached: the caller's, or the destination's.",
+    500: "Ahoy is misconfigured: `settings` names the app settings to fix.",
+    502: "Twilio failed, or refused with an error of its own.",
+    503: "Storage, Twilio or the identity provider is unavailable, or the daily cap is spent.",
+    504: "Twilio did not answer in time: the outcome is unknown; retry with the same key.",
+}
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+
+
 def _problems(*statuses: int) -> dict[str, Any]:
     content = {PROBLEM_JSON: {"schema": {"$ref": _REF.format(model="Problem")}}}
-    return {str(status): {"description": "problem", "content": content} for status in statuses}
+    return {
+        str(status): {
+            "description": PROBLEMS[status],
+            "content": content,
+            **({"headers": _RETRY_AFTER} if status in (409, 429, 503) else {}),
+        }
+        for status in statuses
+    }
 
 
-def _send(summary: str, request: type[BaseModel]) -> dict[str, Any]:
+def _send(operation_id: str, summary: str, request: type[BaseModel]) -> dict[str, Any]:
     return {
         "post": {
+            "operationId": operation_id,
             "summary": summary,
             "security": [{"functionKey": []}],
             "parameters": [
@@ -52,13 +93,20 @@ def _send(summary: str, request: type[BaseModel]) -> dict[str, Any]:
     }
 
 
-def _record(summary: str) -> dict[str, Any]:
+def _record(operation_id: str, summary: str) -> dict[str, Any]:
     return {
         "get": {
+            "operationId": operation_id,
             "summary": summary,
             "security": [{"functionKey": []}],
             "parameters": [
-                {"name": "sid", "in": "path", "required": True, "schema": {"type": "string"}}
+                {
+                    "name": "sid",
+                    "in": "path",
+                    "required": True,
+                    "description": "Twilio's SID, as the send's answer gave it.",
+                    "schema": {"type": "string"},
+                }
             ],
             "responses": {
                 "200": {
@@ -71,6 +119,40 @@ def _record(summary: str) -> dict[str, Any]:
             },
         }
     }
+
+
+_HEALTH = {
+    "type": "object",
+    "required": ["status", "checks"],
+    "properties": {
+        "status": {"type": "string", "enum": ["healthy", "unhealthy"]},
+        "checks": {
+            "type": "object",
+            "additionalProperties": {"type": "string", "enum": ["ok", "failed", "skipped"]},
+        },
+    },
+}
+
+
+def problem_types() -> list[str]:
+    """The `type` of every problem Ahoy answers (each AhoyError's slug)."""
+    found, pending = set(), [AhoyError]
+    while pending:
+        error = pending.pop()
+        pending.extend(error.__subclasses__())
+        if error.slug != AhoyError.slug:
+            found.add(PROBLEM_TYPE_PREFIX + error.slug)
+    return sorted(found)
+
+
+def _optional_without_default(schema: dict[str, Any]) -> None:
+    """Move each property's `default` into its description (see the module's docstring)."""
+    for field in schema["properties"].values():
+        if "default" in field:
+            default = field.pop("default")
+            if default not in (None, []):
+                note = f"Left out: {default}."
+                field["description"] = f"{field.get('description', '')} {note}".strip()
 
 
 @lru_cache(maxsize=1)
@@ -87,16 +169,38 @@ def openapi_document() -> dict[str, Any]:
         by_alias=True,
         ref_template=_REF,
     )
+    for name in ("SendSmsRequest", "MakeCallRequest"):
+        _optional_without_default(schemas["$defs"][name])
+    # Every problem type Ahoy answers, so a generated client can switch over them exhaustively.
+    schemas["$defs"]["Problem"]["properties"]["type"]["enum"] = problem_types()
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Ahoy", "version": "1.0.0"},
+        "info": {
+            "title": "Ahoy",
+            "version": "1.0.0",
+            "summary": "Calls and SMS through Twilio for a mobile app.",
+            "description": "The app-facing API of Ahoy. Errors are RFC 9457 problem documents.",
+            "license": {"name": "Proprietary", "identifier": "LicenseRef-Proprietary"},
+            "contact": {"name": "Ahoy maintainers"},
+        },
+        "servers": [
+            {"url": "http://127.0.0.1:7071", "description": "the local host (scripts/run)"},
+            {
+                "url": "https://{app}.azurewebsites.net",
+                "description": "the Function App in Azure (azd env get-value AHOY_BASE_URL)",
+                "variables": {"app": {"default": "func-ahoy", "description": "its name"}},
+            },
+        ],
         "paths": {
-            "/api/sendSms": _send("Send an SMS through Twilio", SendSmsRequest),
-            "/api/makeCall": _send("Place a call through Twilio", MakeCallRequest),
-            "/api/messages/{sid}": _record("A message's status, as Twilio reported it"),
-            "/api/calls/{sid}": _record("A call's status, as Twilio reported it"),
+            "/api/sendSms": _send("sendSms", "Send an SMS through Twilio", SendSmsRequest),
+            "/api/makeCall": _send("makeCall", "Place a call through Twilio", MakeCallRequest),
+            "/api/messages/{sid}": _record(
+                "getMessage", "A message's status, as Twilio reported it"
+            ),
+            "/api/calls/{sid}": _record("getCall", "A call's status, as Twilio reported it"),
             "/api/inbox": {
                 "get": {
+                    "operationId": "listInbox",
                     "summary": "Inbound calls, SMS and voicemails, newest first (admin role)",
                     "security": [{"functionKey": []}],
                     "parameters": [
@@ -104,12 +208,14 @@ def openapi_document() -> dict[str, Any]:
                             "name": "pageSize",
                             "in": "query",
                             "required": False,
+                            "description": "Items per page (1 to 100; 20 when left out).",
                             "schema": {"type": "integer", "minimum": 1, "maximum": 100},
                         },
                         {
                             "name": "continuation",
                             "in": "query",
                             "required": False,
+                            "description": "The previous page's `next`.",
                             "schema": {"type": "string"},
                         },
                     ],
@@ -124,6 +230,7 @@ def openapi_document() -> dict[str, Any]:
             },
             "/api/token": {
                 method: {
+                    "operationId": f"{method}VoiceToken",
                     "summary": "A Voice SDK access token for the signed-in caller",
                     "security": [{"functionKey": []}],
                     "responses": {
@@ -139,6 +246,24 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
                 for method in ("get", "post")
+            },
+            "/api/health": {
+                "get": {
+                    "operationId": "getHealth",
+                    "summary": "Whether this instance can serve (anonymous, for monitors)",
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "every check passed",
+                            "content": {"application/json": {"schema": _HEALTH}},
+                        },
+                        "503": {
+                            "description": "a check failed (settings or storage)",
+                            "headers": _RETRY_AFTER,
+                            "content": {"application/json": {"schema": _HEALTH}},
+                        },
+                    },
+                }
             },
         },
         "components": {

@@ -31,7 +31,23 @@ def test_it_is_openapi_3_1_with_the_app_facing_routes() -> None:
         "/api/calls/{sid}",
         "/api/token",
         "/api/inbox",
+        "/api/health",
     }
+    operation_ids = [
+        operation["operationId"] for path in doc["paths"].values() for operation in path.values()
+    ]
+    assert len(set(operation_ids)) == len(operation_ids) == 8
+    assert {"sendSms", "makeCall", "getMessage", "getCall"} <= set(operation_ids)
+
+
+def test_what_a_client_may_leave_out_is_optional_with_no_default() -> None:
+    # openapi-typescript makes a field with a `default` required; generators read optional
+    # from `required` alone.
+    for name in ("SendSmsRequest", "MakeCallRequest"):
+        schema = document()["components"]["schemas"][name]
+        assert all("default" not in field for field in schema["properties"].values()), name
+    loop = document()["components"]["schemas"]["MakeCallRequest"]["properties"]["loop"]
+    assert "Left out: 1." in loop["description"]
 
 
 def test_request_schemas_are_the_models_with_their_wire_names() -> None:

@@ -23,6 +23,7 @@ NEVER_SHIPPED = (
     "tests/",
     "devhost/",
     "sandbox/",
+    "clients/",
     "bench/",
     "infra/",
     "scripts/",
