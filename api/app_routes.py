@@ -1,5 +1,9 @@
 """Routes the mobile app calls. Each handler: authenticate, parse, one service call, respond.
 
+They are anonymous at the Functions level: the app ships no shared secret (a function key in
+every copy of an app is no secret). Ahoy authenticates every request itself (api.auth): the
+user's token, or a server's named key.
+
 Heavy modules (pydantic models, phonenumbers, twilio.rest) are imported inside the handlers
 so that a cold start serving only /api/twiml never pays for them.
 """
@@ -21,7 +25,7 @@ from api.http import (
 bp = func.Blueprint()
 
 
-@bp.route(route="sendSms", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="sendSms", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @answers_problems
 def send_sms(req: func.HttpRequest) -> func.HttpResponse:
     from api import messaging, models
@@ -31,7 +35,7 @@ def send_sms(req: func.HttpRequest) -> func.HttpResponse:
     return answer_response(messaging.send_sms(caller.id, request, idempotency_key(req)))
 
 
-@bp.route(route="makeCall", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="makeCall", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @answers_problems
 def make_call(req: func.HttpRequest) -> func.HttpResponse:
     from api import messaging, models
@@ -41,7 +45,7 @@ def make_call(req: func.HttpRequest) -> func.HttpResponse:
     return answer_response(messaging.make_call(caller.id, request, idempotency_key(req)))
 
 
-@bp.route(route="messages/{sid}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="messages/{sid}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @answers_problems
 def get_message(req: func.HttpRequest) -> func.HttpResponse:
     from api import messaging
@@ -50,7 +54,7 @@ def get_message(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(messaging.get_record(caller.id, "sms", req.route_params["sid"]))
 
 
-@bp.route(route="calls/{sid}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="calls/{sid}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @answers_problems
 def get_call(req: func.HttpRequest) -> func.HttpResponse:
     from api import messaging
@@ -59,7 +63,7 @@ def get_call(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(messaging.get_record(caller.id, "call", req.route_params["sid"]))
 
 
-@bp.route(route="token", methods=["GET", "POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="token", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @answers_problems
 def token(req: func.HttpRequest) -> func.HttpResponse:
     from api import voice_tokens
@@ -68,7 +72,7 @@ def token(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(voice_tokens.mint_token(caller.id), headers={"Cache-Control": "no-store"})
 
 
-@bp.route(route="inbox", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="inbox", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @answers_problems
 def inbox(req: func.HttpRequest) -> func.HttpResponse:
     """For signed-in users with the admin role."""

@@ -1,17 +1,23 @@
-"""Who is calling the app-facing endpoints (CALLER_AUTH), on top of the host's function key.
+"""Who is calling the app-facing endpoints: the app's routes are anonymous at the Functions
+level (no shared secret ships in the app), so every request is authenticated here.
 
-- `easyauth` (default): App Service Authentication has signed the user in; its headers are
-  trusted only when WEBSITE_AUTH_ENABLED is true (otherwise anyone could send them).
-- `jwt`: an OIDC bearer token checked here with PyJWT against the issuer's JWKS.
-- `key`: the function key alone, like Mobile Services' "application" level: every key
-  holder is one and the same caller.
-DEV_PRINCIPAL (local host on loopback only, see settings) replaces all of them.
+- A server, not a person, presents a named key of Ahoy's own in X-Ahoy-Key: CALLER_KEYS holds
+  each name with the SHA-256 of its key (compared in constant time); the caller is `key:<name>`,
+  with its own limits and records. Rotate by listing the name twice, old and new key.
+- Otherwise the user, by CALLER_AUTH:
+  - `easyauth` (default): App Service Authentication has signed the user in; its headers are
+    trusted only when WEBSITE_AUTH_ENABLED is true (otherwise anyone could send them);
+  - `jwt`: an OIDC bearer token checked here with PyJWT against the issuer's JWKS;
+  - `key`: no users: only named keys are accepted.
+DEV_PRINCIPAL (local host on loopback only, see settings) replaces the user.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import http.client
 import json
 import logging
@@ -33,7 +39,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ahoy.auth")
 
-KEY_CALLER_ID = "function-key"
+CALLER_KEY_HEADER = "X-Ahoy-Key"
 JWT_ALGORITHMS = ["RS256", "ES256"]  # pinned: never taken from the token
 JWT_LEEWAY_SECONDS = 30
 JWKS_REFETCH_SECONDS = 60
@@ -54,13 +60,27 @@ class Caller:
 def authenticate(req: func.HttpRequest) -> Caller:
     """The caller of an app-facing request, or NotAuthenticated (401)."""
     settings = get_settings()
+    presented = req.headers.get(CALLER_KEY_HEADER)
+    if presented is not None:  # a server names itself: checked even under DEV_PRINCIPAL
+        return _from_caller_key(presented, settings)
     if settings.dev_principal is not None:
         return Caller(settings.dev_principal, frozenset({"admin"}))
     if settings.caller_auth == "key":
-        return Caller(KEY_CALLER_ID)
+        raise NotAuthenticated(f"Send this server's key in {CALLER_KEY_HEADER}.")
     if settings.caller_auth == "jwt":
         return _from_bearer_token(req, settings)
     return _from_easy_auth(req, settings)
+
+
+def _from_caller_key(presented: str, settings: Settings) -> Caller:
+    digest = hashlib.sha256(presented.encode()).hexdigest()
+    named = None
+    for name, expected in settings.caller_keys:  # every entry compared: no early exit
+        if hmac.compare_digest(digest, expected):
+            named = name
+    if named is None:
+        raise NotAuthenticated(f"The key in {CALLER_KEY_HEADER} is not one of CALLER_KEYS.")
+    return Caller(f"key:{named}")
 
 
 def require_admin(caller: Caller) -> None:
@@ -72,8 +92,8 @@ def require_admin(caller: Caller) -> None:
 def warn_about_key_mode() -> None:
     if get_settings().caller_auth == "key":
         log.warning(
-            "CALLER_AUTH=key: the function key is not a user identity; every key holder "
-            "shares one caller id, one set of limits and one ledger"
+            "CALLER_AUTH=key: no user signs in; only the servers named in CALLER_KEYS may "
+            "call, each with its own limits and records"
         )
 
 

@@ -21,6 +21,8 @@ from api.models import MakeCallRequest, Problem, Record, Resource, SendSmsReques
 from api.problems import PROBLEM_JSON, PROBLEM_TYPE_PREFIX
 
 _REF = "#/components/schemas/{model}"
+# The app's routes take the user's token or a server's named key; no function key.
+_CALLER: list[dict[str, list[str]]] = [{"user": []}, {"serverKey": []}]
 
 
 # What each problem status means on Ahoy's routes (see the README's "Errors").
@@ -64,7 +66,7 @@ def _send(operation_id: str, summary: str, request: type[BaseModel]) -> dict[str
         "post": {
             "operationId": operation_id,
             "summary": summary,
-            "security": [{"functionKey": []}],
+            "security": _CALLER,
             "parameters": [
                 {
                     "name": "Idempotency-Key",
@@ -98,7 +100,7 @@ def _record(operation_id: str, summary: str) -> dict[str, Any]:
         "get": {
             "operationId": operation_id,
             "summary": summary,
-            "security": [{"functionKey": []}],
+            "security": _CALLER,
             "parameters": [
                 {
                     "name": "sid",
@@ -202,7 +204,7 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "operationId": "listInbox",
                     "summary": "Inbound calls, SMS and voicemails, newest first (admin role)",
-                    "security": [{"functionKey": []}],
+                    "security": _CALLER,
                     "parameters": [
                         {
                             "name": "pageSize",
@@ -232,7 +234,7 @@ def openapi_document() -> dict[str, Any]:
                 method: {
                     "operationId": f"{method}VoiceToken",
                     "summary": "A Voice SDK access token for the signed-in caller",
-                    "security": [{"functionKey": []}],
+                    "security": _CALLER,
                     "responses": {
                         "200": {
                             "description": "the token; never cached (Cache-Control: no-store)",
@@ -269,7 +271,18 @@ def openapi_document() -> dict[str, Any]:
         "components": {
             "schemas": schemas["$defs"],
             "securitySchemes": {
-                "functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"}
+                "user": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The signed-in user's access token (CALLER_AUTH jwt; with "
+                    "easyauth, App Service Authentication checks it and tells Ahoy who it is).",
+                },
+                "serverKey": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-Ahoy-Key",
+                    "description": "A server's named key (CALLER_KEYS): its own caller.",
+                },
             },
         },
     }

@@ -120,6 +120,7 @@ class Settings:
     validate_signatures: bool
     twilio_auth_token_secondary: Secret[str] | None
     webhook_shared_keys: tuple[Secret[str], ...]  # Twilio SharedKey secrets (HMAC-SHA256)
+    caller_keys: tuple[tuple[str, str], ...]  # (name, SHA-256 hex of the key): server callers
     allowed_countries: frozenset[str]
     allowed_number_types: frozenset[str]
     sandbox: bool
@@ -173,6 +174,7 @@ class Settings:
             validate_signatures=reader.optional("TWILIO_VALIDATE_SIGNATURES", _boolean)
             is not False,
             twilio_auth_token_secondary=reader.optional("TWILIO_AUTH_TOKEN_SECONDARY", Secret[str]),
+            caller_keys=reader.optional("CALLER_KEYS", _caller_keys) or (),
             webhook_shared_keys=tuple(
                 key
                 for name in (WEBHOOK_SHARED_KEY, f"{WEBHOOK_SHARED_KEY}_SECONDARY")
@@ -220,6 +222,8 @@ class Settings:
         if settings.caller_auth == "jwt":
             for name in ("OIDC_ISSUER", "OIDC_AUDIENCE", "OIDC_JWKS_URL"):
                 reader.required(name, str)
+        if settings.caller_auth == "key":
+            reader.required("CALLER_KEYS", _caller_keys)
         if not served_by_local_host(env):
             # Development switches open doors: anywhere but the local host they are an error.
             if settings.dev_principal is not None:
@@ -305,6 +309,21 @@ class _Reader:
         if value is None and name not in self.bad:
             self.bad.append(name)
         return value  # type: ignore[return-value]  # callers raise before using a None
+
+
+_CALLER_KEY = re.compile(r"([A-Za-z0-9_-]{1,64}):([0-9a-f]{64})")
+
+
+def _caller_keys(raw: str) -> tuple[tuple[str, str], ...]:
+    """`name:sha256hex,…`: each server caller's name and the SHA-256 of its key (a name may
+    appear twice while its key is rotated)."""
+    keys = []
+    for entry in raw.split(","):
+        found = _CALLER_KEY.fullmatch(entry.strip())
+        if found is None:
+            raise ValueError("not name:sha256hex")
+        keys.append((found[1], found[2]))
+    return tuple(keys)
 
 
 def _matching(pattern: str) -> Callable[[str], str]:

@@ -22,7 +22,7 @@ import requests
 from azure.data.tables import TableClient
 
 from tests.support.azurite import Azurite
-from tests.support.devhost_process import FUNCTION_KEY, DevHost
+from tests.support.devhost_process import DevHost
 from tests.support.settings import BASE_SETTINGS
 from tests.support.twilio_standin import TwilioStandIn
 
@@ -99,7 +99,7 @@ def run(url: str, sends: int, clients: int, retry_every: int) -> tuple[list[str]
                 response = session.post(
                     f"{url}/api/sendSms",
                     json={"to": f"+1415555{n % 10_000:04d}", "body": f"load {n}"},
-                    headers={"x-functions-key": FUNCTION_KEY, "Idempotency-Key": key},
+                    headers={"Idempotency-Key": key},
                     timeout=30,
                 )
                 with lock:

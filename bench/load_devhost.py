@@ -16,7 +16,7 @@ from pathlib import Path
 
 import requests
 
-from tests.support.devhost_process import FUNCTION_KEY, DevHost
+from tests.support.devhost_process import DevHost
 from tests.support.settings import BASE_SETTINGS
 from tests.support.twilio_standin import TwilioStandIn
 
@@ -34,7 +34,6 @@ def client(url: str, until: float, counts: Counter[str], lock: threading.Lock) -
                 response = session.post(
                     f"{url}/api/sendSms",
                     json={"to": "+14155551234", "body": "load"},
-                    headers={"x-functions-key": FUNCTION_KEY},
                     timeout=10,
                 )
                 ok = response.status_code == 201

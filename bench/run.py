@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import hashlib
 import json
 import os
 import platform
@@ -56,7 +57,8 @@ SETTINGS = {
     "PUBLIC_BASE_URL": "https://ahoy.example.net",
     "AHOY_FLOW_KEY": base64.b64encode(bytes(range(32))).decode(),
     "AzureWebJobsStorage": "UseDevelopmentStorage=true",
-    "CALLER_AUTH": "key",
+    "CALLER_AUTH": "key",  # a server's named key (below), no user: nothing else to sign in
+    "CALLER_KEYS": "bench:" + hashlib.sha256(b"bench-server-key").hexdigest(),
     "RATE_LIMIT_PER_MINUTE": "10000000",
     "DAILY_QUOTA": "10000000",
     "DESTINATION_LIMIT_PER_HOUR": "10000000",
@@ -349,7 +351,11 @@ def warm_overhead(n: int) -> list[Row]:
             function,
             path,
             body=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json", "Idempotency-Key": uuid.uuid4().hex},
+            headers={
+                "Content-Type": "application/json",
+                "Idempotency-Key": uuid.uuid4().hex,
+                "X-Ahoy-Key": "bench-server-key",
+            },
         )
         assert status in (200, 201), answer
 
@@ -358,7 +364,7 @@ def warm_overhead(n: int) -> list[Row]:
             "floor",
             f"/api/bench/floor/{name}",
             body=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", "X-Ahoy-Key": "bench-server-key"},
             route_params={"name": name},
         )
         assert status == 201

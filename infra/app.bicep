@@ -30,6 +30,7 @@ param twilioCallerIds string
 param incomingCallFlow string
 param incomingSmsReply string
 param callerAuth string
+param callerKeys string
 param oidcIssuer string
 param oidcAudience string
 param oidcJwksUrl string
@@ -321,6 +322,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.properties.clientId};Authorization=AAD'
     PUBLIC_BASE_URL: 'https://${site.properties.defaultHostName}'
     CALLER_AUTH: callerAuth
+    CALLER_KEYS: callerKeys
     OIDC_ISSUER: oidcIssuer
     OIDC_AUDIENCE: oidcAudience
     OIDC_JWKS_URL: oidcJwksUrl

@@ -71,6 +71,9 @@ param incomingSmsReply string = ''
 @description('Who the caller is: App Service Authentication (easyauth), an OIDC JWT, or the function key; empty means easyauth.')
 param callerAuth string = 'easyauth'
 
+@description('Servers\' named keys: name:sha256hex entries, comma-separated (hashes, not keys).')
+param callerKeys string = ''
+
 @description('With callerAuth jwt: the token issuer, the audience Ahoy expects, the JWKS URL.')
 param oidcIssuer string = ''
 param oidcAudience string = ''
@@ -172,6 +175,7 @@ module app 'app.bicep' = {
     incomingCallFlow: incomingCallFlow
     incomingSmsReply: incomingSmsReply
     callerAuth: callerAuth
+    callerKeys: callerKeys
     oidcIssuer: oidcIssuer
     oidcAudience: oidcAudience
     oidcJwksUrl: oidcJwksUrl

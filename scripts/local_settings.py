@@ -53,7 +53,6 @@ def main(args: list[str]) -> int:
         path.write_text(json.dumps(fresh_settings(), indent=2) + "\n")
         print(f"Wrote {path}: sandbox mode, fresh local keys.")
     values = json.loads(path.read_text())["Values"]
-    key = values.get("DEVHOST_FUNCTION_KEY", "<printed by the host below>")
     where = (
         f"Sandbox mode: no Twilio account needed. Watch messages and calls at {SANDBOX}/"
         if is_sandbox(values)
@@ -62,13 +61,13 @@ def main(args: list[str]) -> int:
     print(
         f"""
 Ahoy is starting on {ORIGIN}. {where}
-Function key: {key}
+No key is needed: locally you are the development principal (DEV_PRINCIPAL).
 
 Send an SMS:
-  curl -X POST {ORIGIN}/api/sendSms -H 'x-functions-key: {key}' \\
+  curl -X POST {ORIGIN}/api/sendSms -H "Idempotency-Key: $(uuidgen)" \\
        -H 'Content-Type: application/json' -d '{{"to": "+14155550100", "body": "ahoy hoy"}}'
 Place a call:
-  curl -X POST {ORIGIN}/api/makeCall -H 'x-functions-key: {key}' \\
+  curl -X POST {ORIGIN}/api/makeCall -H "Idempotency-Key: $(uuidgen)" \\
        -H 'Content-Type: application/json' -d '{{"to": "+14155550100", "message": "Ahoy"}}'
 """,
         flush=True,

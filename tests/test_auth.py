@@ -178,17 +178,80 @@ def test_jwt_mode_needs_its_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert problem(response)["settings"] == ["OIDC_AUDIENCE", "OIDC_ISSUER", "OIDC_JWKS_URL"]
 
 
-# --- key mode and DEV_PRINCIPAL ------------------------------------------------------------
+# --- servers' named keys, key mode and DEV_PRINCIPAL --------------------------------------------
+
+SERVER_KEY = "server-key-0123456789abcdef0123456789"
+NEXT_SERVER_KEY = "server-key-rotated-fedcba9876543210"
 
 
-def test_key_mode_makes_every_key_holder_one_caller(
+def named(name: str, key: str) -> str:
+    import hashlib
+
+    return f"{name}:{hashlib.sha256(key.encode()).hexdigest()}"
+
+
+def with_key(key: str) -> dict[str, str]:
+    return {"X-Ahoy-Key": key}
+
+
+@pytest.mark.parametrize("mode", ["easyauth", "jwt", "key"])
+def test_each_named_key_is_its_own_caller_in_every_mode(
+    monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    monkeypatch.setenv("CALLER_AUTH", mode)
+    monkeypatch.setenv("OIDC_ISSUER", ISSUER)
+    monkeypatch.setenv("OIDC_AUDIENCE", AUDIENCE)
+    monkeypatch.setenv("OIDC_JWKS_URL", "https://login.example.com/keys")
+    monkeypatch.setenv(
+        "CALLER_KEYS", f"{named('billing', SERVER_KEY)},{named('crm', NEXT_SERVER_KEY)}"
+    )
+    assert authenticate(request("GET", "/", headers=with_key(SERVER_KEY), caller=None)) == (
+        Caller("key:billing")
+    )
+    crm = authenticate(request("GET", "/", headers=with_key(NEXT_SERVER_KEY), caller=None))
+    assert crm == Caller("key:crm")
+    with pytest.raises(auth.NotAuthenticated, match="not one of CALLER_KEYS"):
+        authenticate(request("GET", "/", headers=with_key("guessed"), caller=None))
+
+
+def test_a_key_is_rotated_by_naming_its_caller_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "CALLER_KEYS", f"{named('billing', SERVER_KEY)},{named('billing', NEXT_SERVER_KEY)}"
+    )
+    for key in (SERVER_KEY, NEXT_SERVER_KEY):
+        caller = authenticate(request("GET", "/", headers=with_key(key), caller=None))
+        assert caller.id == "key:billing"  # the same records and limits either way
+
+
+def test_key_mode_takes_named_keys_only(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("CALLER_AUTH", "key")
-    assert authenticate(request("GET", "/", caller=None)) == Caller("function-key")
+    monkeypatch.setenv("CALLER_KEYS", named("billing", SERVER_KEY))
+    with pytest.raises(auth.NotAuthenticated, match="X-Ahoy-Key"):
+        authenticate(request("GET", "/", caller=None))
     with caplog.at_level(logging.WARNING):
-        warmup(None)
-    assert "not a user identity" in caplog.text
+        warmup(None)  # type: ignore[arg-type]
+    assert "only the servers named in CALLER_KEYS" in caplog.text
+
+
+@pytest.mark.parametrize("keys", ["", "billing", "billing:abc", "bad name:" + "0" * 64])
+def test_key_mode_needs_well_formed_caller_keys(monkeypatch: pytest.MonkeyPatch, keys: str) -> None:
+    monkeypatch.setenv("CALLER_AUTH", "key")
+    monkeypatch.setenv("CALLER_KEYS", keys)
+    response = send_sms(request("POST", "/api/sendSms", json_body=SMS, caller=None))
+    assert response.status_code == 500
+    assert problem(response)["settings"] == ["CALLER_KEYS"]
+
+
+def test_the_app_facing_routes_ask_the_host_for_no_key() -> None:
+    # No shared secret ships in the app: Ahoy authenticates every request itself.
+    from tests.support.functions import http_functions
+
+    levels = {f.route: f.auth_level for f in http_functions()}
+    for route in ("sendSms", "makeCall", "messages/{sid}", "calls/{sid}", "token", "inbox"):
+        assert levels[route] == "anonymous", route
+    assert levels["ops/inbox"] == "admin"
 
 
 def test_dev_principal_works_under_the_local_host_on_loopback(

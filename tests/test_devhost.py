@@ -116,3 +116,39 @@ def test_a_body_declared_over_the_hosts_limit_is_413_before_it_is_read(host: Fun
     declared = {"content-length": str(MAX_REQUEST_BYTES + 1)}
     status, _, body = asgi_request(host, "GET", "/api/items/7", headers=declared)
     assert (status, body) == (413, b"")
+
+
+KEYED_APP = """
+    import azure.functions as func
+
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+    @app.route(route="keyed", methods=["POST"])
+    def keyed(req: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse("in", status_code=201)
+"""
+
+
+@pytest.fixture
+def keyed(tmp_path: Path) -> FunctionHost:
+    return load_probe(tmp_path, KEYED_APP)
+
+
+@pytest.mark.parametrize(
+    ("query", "headers", "status"),
+    [
+        ("", {"x-functions-key": "function-key-0123456789"}, 201),
+        ("code=function-key-0123456789", {}, 201),  # the key in the `code` query parameter
+        ("", {"x-functions-key": "master-key-0123456789"}, 201),  # the master key opens all
+        ("", {}, 401),
+        ("", {"x-functions-key": "wrong"}, 401),
+        ("code=wrong", {}, 401),
+    ],
+)
+def test_a_function_level_route_needs_a_key_as_the_host_checks_it(
+    keyed: FunctionHost, query: str, headers: dict[str, str], status: int
+) -> None:
+    answered, _, body = asgi_request(keyed, "POST", "/api/keyed", query=query, headers=headers)
+    assert answered == status
+    if status == 401:
+        assert body == b""  # the host's empty 401: the function never ran

@@ -16,7 +16,7 @@ import pytest
 
 from sandbox import Account, Sandbox
 from tests.support.azurite import Azurite
-from tests.support.devhost_process import FUNCTION_KEY, DevHost, free_port
+from tests.support.devhost_process import DevHost, free_port
 from tests.support.settings import ACCOUNT_SID, AUTH_TOKEN, BASE_SETTINGS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,7 +121,7 @@ def app(azurite: Azurite, tmp_path: Path) -> Iterator[str]:
 def test_the_generated_client_drives_the_local_host_and_the_sandbox(app: str) -> None:
     built = run(BIN / "tsc", "-p", CLIENT)  # to clients/typescript/dist (git-ignored)
     assert built.returncode == 0, built.stdout
-    env = {**os.environ, "AHOY_URL": app, "AHOY_FUNCTION_KEY": FUNCTION_KEY}
+    env = {**os.environ, "AHOY_URL": app}
     result = run("node", "--test", CLIENT / "dist" / "test" / "e2e.test.js", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "# pass 4" in result.stdout

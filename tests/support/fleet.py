@@ -19,7 +19,7 @@ from typing import Any
 import requests
 
 from tests.support.azurite import ACCOUNT_KEY, Azurite
-from tests.support.devhost_process import FUNCTION_KEY, DevHost
+from tests.support.devhost_process import DevHost
 from tests.support.settings import BASE_SETTINGS
 from tests.support.twilio_standin import TwilioStandIn
 
@@ -50,7 +50,7 @@ class Fleet:
         session: requests.Session | None = None,
     ) -> requests.Response:
         """POST to host `index % len(hosts)` as `caller` (Easy Auth), with an optional key."""
-        headers = {"x-functions-key": FUNCTION_KEY, "X-MS-CLIENT-PRINCIPAL-ID": caller}
+        headers = {"X-MS-CLIENT-PRINCIPAL-ID": caller}
         if key is not None:
             headers["Idempotency-Key"] = key
         host = self.hosts[index % len(self.hosts)]

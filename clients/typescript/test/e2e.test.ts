@@ -1,7 +1,7 @@
 /**
  * The generated client used as an app would, against Ahoy's local host with the Twilio
- * sandbox behind it (tests/test_typescript_client.py starts both and sets AHOY_URL and
- * AHOY_FUNCTION_KEY). Run by node's own test runner.
+ * sandbox behind it (tests/test_typescript_client.py starts both and sets AHOY_URL). Run by
+ * node's own test runner.
  */
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
@@ -10,8 +10,9 @@ import { test } from "node:test";
 import { createAhoyClient, remedyFor, type AhoyClient } from "../src/index.js";
 
 const baseUrl = process.env["AHOY_URL"] ?? "http://127.0.0.1:7071";
-const key = process.env["AHOY_FUNCTION_KEY"] ?? "";
-const ahoy: AhoyClient = createAhoyClient({ baseUrl, headers: { "x-functions-key": key } });
+// No key: the local host signs the user in as its development principal (in Azure the app
+// sends the user's token: headers: { Authorization: `Bearer ${token}` }).
+const ahoy: AhoyClient = createAhoyClient({ baseUrl });
 const TO = "+14155551234";
 
 async function until<T>(read: () => Promise<T | undefined>, seconds = 15): Promise<T> {
@@ -81,11 +82,14 @@ test("problems arrive typed, and each type has a remedy", async () => {
   assert.equal(missing.response.status, 404);
   assert.equal(missing.error?.type, "urn:ahoy:problem:not-found");
 
-  const unsigned = createAhoyClient({ baseUrl }); // no function key: the host says 401
-  const refused = await unsigned.GET("/api/messages/{sid}", {
-    params: { path: { sid: "SM" + "0".repeat(32) } },
+  const refused = await ahoy.POST("/api/sendSms", {
+    body: { to: TO, body: "a server key that is none" },
+    params: { header: {} },
+    headers: { "X-Ahoy-Key": "not one of CALLER_KEYS" }, // a server's key, checked first
   });
   assert.equal(refused.response.status, 401);
+  assert.equal(refused.error?.type, "urn:ahoy:problem:not-authenticated");
+  assert.equal(remedyFor(refused.error.type), "sign-in");
 });
 
 test("health is readable without a key", async () => {
