@@ -27,6 +27,7 @@ import urllib.request
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
@@ -222,14 +223,17 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None  # a 3xx is an error: the keys come from the configured URL only
 
 
-_opener = urllib.request.build_opener(_NoRedirects)
+@lru_cache(maxsize=1)
+def _opener() -> urllib.request.OpenerDirector:
+    """Built on first use: its HTTPS handler loads the CA certificates (~20 ms of a cold start)."""
+    return urllib.request.build_opener(_NoRedirects)
 
 
 def _download(url: str, deadline: float, result: Future[dict[str, jwt.PyJWK]]) -> None:
     import jwt
 
     try:
-        with _opener.open(url, timeout=JWKS_DEADLINE_SECONDS) as response:
+        with _opener().open(url, timeout=JWKS_DEADLINE_SECONDS) as response:
             chunks: list[bytes] = []
             while chunk := response.read1(65536):  # what has arrived: a trickle cannot stall it
                 chunks.append(chunk)

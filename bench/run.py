@@ -598,7 +598,7 @@ def connection_reuse() -> list[Row]:
                 "POST",
                 "http://127.0.0.1:7071/api/sendSms",
                 body=json.dumps({"to": "+14155551234", "body": "hi"}).encode(),
-                headers={"Content-Type": "application/json"},
+                headers={"Content-Type": "application/json", "X-Ahoy-Key": "bench-server-key"},
             )
             statuses.add(send_sms(request).status_code)
         assert statuses == {201}, statuses
