@@ -69,7 +69,8 @@ def token(req: func.HttpRequest) -> func.HttpResponse:
     from api import voice_tokens
 
     caller = authenticate(req)
-    return json_response(voice_tokens.mint_token(caller.id), headers={"Cache-Control": "no-store"})
+    minted = voice_tokens.mint_token(caller.id, req.params.get("platform"))
+    return json_response(minted, headers={"Cache-Control": "no-store"})
 
 
 @bp.route(route="inbox", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

@@ -171,3 +171,8 @@ class VoiceToken(BaseModel):
     token: str
     identity: str
     expires_at: datetime
+    platform: str | None = Field(description="The platform the token was made for, if named")
+    push_credential_sid: str | None = Field(
+        description="The push credential in the token's Voice grant: null means incoming calls "
+        "cannot ring this device by push (none is configured for its platform)"
+    )

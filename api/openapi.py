@@ -19,6 +19,7 @@ from pydantic.json_schema import models_json_schema
 from api.errors import AhoyError
 from api.models import MakeCallRequest, Problem, Record, Resource, SendSmsRequest, VoiceToken
 from api.problems import PROBLEM_JSON, PROBLEM_TYPE_PREFIX
+from api.settings import PUSH_PLATFORMS
 
 _REF = "#/components/schemas/{model}"
 # The app's routes take the user's token or a server's named key; no function key.
@@ -235,6 +236,17 @@ def openapi_document() -> dict[str, Any]:
                     "operationId": f"{method}VoiceToken",
                     "summary": "A Voice SDK access token for the signed-in caller",
                     "security": _CALLER,
+                    "parameters": [
+                        {
+                            "name": "platform",
+                            "in": "query",
+                            "required": False,
+                            "description": "The device's platform and build, for its push "
+                            "credential: `ios` (store builds), `ios-sandbox` (development "
+                            "builds), `android`. Left out: the default credential.",
+                            "schema": {"type": "string", "enum": list(PUSH_PLATFORMS)},
+                        }
+                    ],
                     "responses": {
                         "200": {
                             "description": "the token; never cached (Cache-Control: no-store)",
@@ -244,7 +256,7 @@ def openapi_document() -> dict[str, Any]:
                                 }
                             },
                         },
-                        **_problems(401, 500, 503),
+                        **_problems(401, 422, 500, 503),
                     },
                 }
                 for method in ("get", "post")

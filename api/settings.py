@@ -41,6 +41,13 @@ NUMBER_TYPES = frozenset(
 # Ahoy's local host sets this to its bind address; Azure sets WEBSITE_INSTANCE_ID.
 LOCAL_HOST_BIND = "DEVHOST_BIND"
 WEBHOOK_SHARED_KEY = "TWILIO_WEBHOOK_SHARED_KEY"  # and _SECONDARY while rotating
+# A device's platform and build -> the setting naming its push credential (APNs VoIP
+# production for store builds, APNs sandbox for development builds, FCM for Android).
+PUSH_PLATFORMS = {
+    "ios": "TWILIO_PUSH_CREDENTIAL_SID_IOS",
+    "ios-sandbox": "TWILIO_PUSH_CREDENTIAL_SID_IOS_SANDBOX",
+    "android": "TWILIO_PUSH_CREDENTIAL_SID_ANDROID",
+}
 AZURE_MARKERS = ("WEBSITE_INSTANCE_ID", "WEBSITE_SITE_NAME")
 
 T = TypeVar("T")
@@ -133,7 +140,8 @@ class Settings:
     global_daily_cap: int
     call_time_limit_seconds: int
     twilio_twiml_app_sid: str | None
-    twilio_push_credential_sid: str | None
+    twilio_push_credential_sid: str | None  # the default for every platform
+    push_credentials: dict[str, str]  # platform (PUSH_PLATFORMS) -> its push credential SID
     token_ttl_seconds: int
     twilio_caller_ids: frozenset[str]
     incoming_call_flow: str
@@ -205,6 +213,11 @@ class Settings:
             twilio_push_credential_sid=reader.optional(
                 "TWILIO_PUSH_CREDENTIAL_SID", _push_credential_sid
             ),
+            push_credentials={
+                platform: sid
+                for platform, name in PUSH_PLATFORMS.items()
+                if (sid := reader.optional(name, _push_credential_sid)) is not None
+            },
             token_ttl_seconds=reader.optional("TOKEN_TTL_SECONDS", _int_between(60, 86_400))
             or 3600,
             twilio_caller_ids=reader.optional("TWILIO_CALLER_IDS", _number_list) or frozenset(),

@@ -13,14 +13,20 @@ from twilio.jwt.access_token import AccessToken
 from twilio.jwt.access_token.grants import VoiceGrant
 
 from api import identities
-from api.errors import ConfigurationError
+from api.errors import ConfigurationError, FieldError, ValidationFailed
 from api.models import VoiceToken
-from api.settings import get_settings
+from api.settings import PUSH_PLATFORMS, get_settings
 
 
-def mint_token(caller_id: str) -> VoiceToken:
-    """An AccessToken with a VoiceGrant for the caller, signed with the API key."""
+def mint_token(caller_id: str, platform: str | None = None) -> VoiceToken:
+    """An AccessToken with a VoiceGrant for the caller, signed with the API key; with the push
+    credential of the device's `platform` (`ios`, `ios-sandbox`, `android`), else the default
+    one, else none (the answer's `pushCredentialSid` is then null)."""
     settings = get_settings()
+    if platform is not None and platform not in PUSH_PLATFORMS:
+        raise ValidationFailed(
+            [FieldError("platform", f"must be one of {', '.join(PUSH_PLATFORMS)}")]
+        )
     missing = [
         name
         for name, value in (
@@ -35,6 +41,9 @@ def mint_token(caller_id: str) -> VoiceToken:
     identity = identities.identity_for(caller_id)
     if identity != caller_id:
         identities.remember(identity, caller_id)
+    push = (platform and settings.push_credentials.get(platform)) or (
+        settings.twilio_push_credential_sid
+    )
     expires = int(time.time()) + settings.token_ttl_seconds
     token = AccessToken(
         settings.twilio_account_sid,
@@ -47,11 +56,13 @@ def mint_token(caller_id: str) -> VoiceToken:
         VoiceGrant(
             outgoing_application_sid=settings.twilio_twiml_app_sid,
             incoming_allow=True,
-            push_credential_sid=settings.twilio_push_credential_sid,
+            push_credential_sid=push,
         )
     )
     return VoiceToken(
         token=str(token.to_jwt()),
         identity=identity,
         expires_at=datetime.fromtimestamp(expires, UTC),
+        platform=platform,
+        push_credential_sid=push,
     )

@@ -26,6 +26,9 @@ param twilioTwimlAppSid string
 param flowKey string
 param entraClientId string
 param twilioPushCredentialSid string
+param twilioPushCredentialSidIos string
+param twilioPushCredentialSidIosSandbox string
+param twilioPushCredentialSidAndroid string
 param twilioCallerIds string
 param incomingCallFlow string
 param incomingSmsReply string
@@ -345,6 +348,9 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     DESTINATION_LIMIT_PER_HOUR: string(destinationLimitPerHour)
     GLOBAL_DAILY_CAP: string(globalDailyCap)
     TWILIO_PUSH_CREDENTIAL_SID: twilioPushCredentialSid
+    TWILIO_PUSH_CREDENTIAL_SID_IOS: twilioPushCredentialSidIos
+    TWILIO_PUSH_CREDENTIAL_SID_IOS_SANDBOX: twilioPushCredentialSidIosSandbox
+    TWILIO_PUSH_CREDENTIAL_SID_ANDROID: twilioPushCredentialSidAndroid
     TWILIO_CALLER_IDS: twilioCallerIds
     INCOMING_CALL_FLOW: incomingCallFlow
     INCOMING_SMS_REPLY: incomingSmsReply

@@ -58,6 +58,11 @@ param entraClientId string
 @description('Push credential SID (CR...) for incoming calls in the Voice SDK; empty for none.')
 param twilioPushCredentialSid string = ''
 
+@description('Push credential SIDs per platform: APNs VoIP production, APNs VoIP sandbox, FCM.')
+param twilioPushCredentialSidIos string = ''
+param twilioPushCredentialSidIosSandbox string = ''
+param twilioPushCredentialSidAndroid string = ''
+
 @description('Further numbers a forward flow may show as CallerId (comma-separated E.164).')
 param twilioCallerIds string = ''
 
@@ -171,6 +176,9 @@ module app 'app.bicep' = {
     flowKey: flowKey
     entraClientId: entraClientId
     twilioPushCredentialSid: twilioPushCredentialSid
+    twilioPushCredentialSidIos: twilioPushCredentialSidIos
+    twilioPushCredentialSidIosSandbox: twilioPushCredentialSidIosSandbox
+    twilioPushCredentialSidAndroid: twilioPushCredentialSidAndroid
     twilioCallerIds: twilioCallerIds
     incomingCallFlow: incomingCallFlow
     incomingSmsReply: incomingSmsReply

@@ -20,6 +20,7 @@ from tests.support.settings import (
     API_KEY_SID,
     FROM_NUMBER,
     TWIML_APP_SID,
+    reset_caches,
 )
 from tests.support.tables import ledger_rows
 
@@ -98,11 +99,58 @@ def test_the_lifetime_is_a_setting_with_bounds(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("TOKEN_TTL_SECONDS", "600")
     claims = decode(json.loads(get_token().get_body())["token"])
     assert claims["exp"] - claims["nbf"] <= 600
-    from tests.support.settings import reset_caches
-
     monkeypatch.setenv("TOKEN_TTL_SECONDS", "86401")
     reset_caches()
     assert problem(get_token())["settings"] == ["TOKEN_TTL_SECONDS"]
+
+
+PUSH = {
+    "TWILIO_PUSH_CREDENTIAL_SID": "CR" + "0" * 32,
+    "TWILIO_PUSH_CREDENTIAL_SID_IOS": "CR" + "1" * 32,
+    "TWILIO_PUSH_CREDENTIAL_SID_IOS_SANDBOX": "CR" + "2" * 32,
+    "TWILIO_PUSH_CREDENTIAL_SID_ANDROID": "CR" + "3" * 32,
+}
+
+
+@pytest.mark.parametrize(
+    ("platform", "setting"),
+    [
+        ("ios", "TWILIO_PUSH_CREDENTIAL_SID_IOS"),  # APNs VoIP, store builds
+        ("ios-sandbox", "TWILIO_PUSH_CREDENTIAL_SID_IOS_SANDBOX"),  # development builds
+        ("android", "TWILIO_PUSH_CREDENTIAL_SID_ANDROID"),  # FCM
+        (None, "TWILIO_PUSH_CREDENTIAL_SID"),  # no platform named: the default
+    ],
+)
+def test_each_platform_gets_its_own_push_credential(
+    monkeypatch: pytest.MonkeyPatch, platform: str | None, setting: str
+) -> None:
+    for name, value in PUSH.items():
+        monkeypatch.setenv(name, value)
+    path = "/api/token" + (f"?platform={platform}" if platform else "")
+    body = json.loads(get_token(path=path).get_body())
+    assert decode(body["token"])["grants"]["voice"]["push_credential_sid"] == PUSH[setting]
+    assert (body["platform"], body["pushCredentialSid"]) == (platform, PUSH[setting])
+
+
+def test_a_platform_with_no_credential_gets_the_default_or_none_and_is_told(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TWILIO_PUSH_CREDENTIAL_SID_IOS", PUSH["TWILIO_PUSH_CREDENTIAL_SID_IOS"])
+    body = json.loads(get_token(path="/api/token?platform=android").get_body())
+    assert "push_credential_sid" not in decode(body["token"])["grants"]["voice"]
+    assert body["pushCredentialSid"] is None  # this device will not ring by push
+    monkeypatch.setenv("TWILIO_PUSH_CREDENTIAL_SID", PUSH["TWILIO_PUSH_CREDENTIAL_SID"])
+    reset_caches()
+    body = json.loads(get_token(path="/api/token?platform=android").get_body())
+    assert body["pushCredentialSid"] == PUSH["TWILIO_PUSH_CREDENTIAL_SID"]
+
+
+@pytest.mark.parametrize("platform", ["windows", "IOS", "ios%20sandbox", "apns"])
+def test_an_unknown_platform_is_422_and_no_token(platform: str) -> None:
+    response = get_token(path=f"/api/token?platform={platform}")
+    assert response.status_code == 422
+    assert [e["field"] for e in problem(response)["errors"]] == ["platform"]
+    assert "token" not in json.loads(response.get_body())
 
 
 def test_unauthenticated_callers_get_401_and_no_token() -> None:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
 
@@ -30,8 +31,10 @@ def request(
         body = json.dumps(json_body).encode()
         all_headers.setdefault("Content-Type", "application/json")
     url = path if path.startswith("http") else f"http://127.0.0.1:7071{path}"
+    # The query's values as the host passes them (empty ones dropped; see devhost.conversion).
+    params = dict(parse_qsl(urlsplit(url).query))
     return func.HttpRequest(
-        method, url, headers=all_headers, body=body, route_params=route_params or {}
+        method, url, headers=all_headers, params=params, body=body, route_params=route_params or {}
     )
 
 

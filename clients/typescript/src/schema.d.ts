@@ -283,6 +283,16 @@ export interface components {
              * Format: date-time
              */
             expiresAt: string;
+            /**
+             * Platform
+             * @description The platform the token was made for, if named
+             */
+            platform: string | null;
+            /**
+             * Pushcredentialsid
+             * @description The push credential in the token's Voice grant: null means incoming calls cannot ring this device by push (none is configured for its platform)
+             */
+            pushCredentialSid: string | null;
         };
     };
     responses: never;
@@ -771,7 +781,10 @@ export interface operations {
     };
     getVoiceToken: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description The device's platform and build, for its push credential: `ios` (store builds), `ios-sandbox` (development builds), `android`. Left out: the default credential. */
+                platform?: "ios" | "ios-sandbox" | "android";
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -789,6 +802,15 @@ export interface operations {
             };
             /** @description No valid caller: sign in (a bearer token, or Easy Auth), or the function key is missing. */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid: `errors` names each one. */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -820,7 +842,10 @@ export interface operations {
     };
     postVoiceToken: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description The device's platform and build, for its push credential: `ios` (store builds), `ios-sandbox` (development builds), `android`. Left out: the default credential. */
+                platform?: "ios" | "ios-sandbox" | "android";
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -838,6 +863,15 @@ export interface operations {
             };
             /** @description No valid caller: sign in (a bearer token, or Easy Auth), or the function key is missing. */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid: `errors` names each one. */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
