@@ -85,10 +85,15 @@ def request_body(headers: dict[str, str], body: bytes) -> protos.TypedData:
     """`body`: set only when the request has a Content-Length above 0 (ToRpcHttp:
     `request.ContentLength > 0`), as bytes (the runtime asks for RawHttpBodyBytes). A chunked
     body, with no Content-Length, reaches the function empty, as in Azure."""
-    length = headers.get("content-length", "")
-    if length.isascii() and length.isdigit() and int(length) > 0:
+    if (declared_length(headers) or 0) > 0:
         return protos.TypedData(bytes=body)
     return protos.TypedData()
+
+
+def declared_length(headers: dict[str, str]) -> int | None:
+    """The request's Content-Length, when it has a well-formed one."""
+    length = headers.get("content-length", "")
+    return int(length) if length.isascii() and length.isdigit() else None
 
 
 def to_rpc_http(

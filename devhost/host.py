@@ -360,8 +360,7 @@ class FunctionHost:
         presented = headers.get("x-functions-key") or dict(query).get("code")
         if not self.keys.admits(route.auth_level, presented):
             return await _empty(send, 401)
-        declared = headers.get("content-length", "")
-        if declared.isascii() and declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+        if (conversion.declared_length(headers) or 0) > MAX_REQUEST_BYTES:
             return await _empty(send, 413)  # refused before a byte of it is read
         body = await _read_body(receive)
         if body is None:

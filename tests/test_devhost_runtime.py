@@ -22,7 +22,7 @@ from packaging.requirements import Requirement
 
 from devhost.host import FunctionHost
 from devhost.runtime import AppRefused
-from tests.support.asgi import asgi_request
+from tests.support.asgi import asgi_request, run_lifespan
 from tests.support.functions import indexed
 from tests.support.probe_apps import SEEN, load_probe, write_app
 
@@ -249,8 +249,6 @@ def test_a_failed_invocation_is_a_bare_500_and_its_reason_stays_in_the_log(
 
 
 def test_warmup_gets_a_warmup_context_at_start(echo: FunctionHost) -> None:
-    from tests.test_devhost_timers import run_lifespan
-
     run_lifespan(echo, 0)
     assert SEEN == ["WarmUpContext"]
 

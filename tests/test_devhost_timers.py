@@ -3,17 +3,14 @@ at start when asked, and now through POST /admin/functions/{name} with the maste
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from devhost.host import FunctionHost
 from devhost.runtime import AppRefused
-from tests.support.asgi import asgi_request
+from tests.support.asgi import asgi_request, run_lifespan
 from tests.support.probe_apps import KEYS, SEEN, load_probe
 
 
@@ -86,35 +83,6 @@ def test_only_the_master_key_may_run_a_function(tmp_path: Path, key: str | None)
 def test_an_unknown_function_is_404(tmp_path: Path) -> None:
     host = timer_app(tmp_path)
     assert admin_post(host, "/admin/functions/nothing", KEYS.master) == 404
-
-
-def run_lifespan(host: FunctionHost, seconds: float) -> None:
-    """Start the host, let it run `seconds`, stop it."""
-
-    async def main() -> None:
-        messages = [{"type": "lifespan.startup"}]
-        sent: list[MutableMapping[str, Any]] = []
-        started = asyncio.Event()
-        stop = asyncio.Event()
-
-        async def receive() -> dict[str, Any]:
-            if messages:
-                return messages.pop(0)
-            await stop.wait()
-            return {"type": "lifespan.shutdown"}
-
-        async def send(message: MutableMapping[str, Any]) -> None:
-            sent.append(message)
-            if message["type"] == "lifespan.startup.complete":
-                started.set()
-
-        task = asyncio.create_task(host({"type": "lifespan"}, receive, send))
-        await asyncio.wait_for(started.wait(), 5)
-        await asyncio.sleep(seconds)
-        stop.set()
-        await task
-
-    asyncio.run(main())
 
 
 def test_run_on_startup_is_honoured_and_nothing_runs_before_its_time(tmp_path: Path) -> None:

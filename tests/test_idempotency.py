@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -17,6 +15,7 @@ import responses
 
 from api import clock, ledger
 from api.app_routes import make_call, send_sms
+from tests.support.clock import later
 from tests.support.func_requests import problem, request
 from tests.support.settings import CALLS_URL, FROM_NUMBER, MESSAGES_URL
 from tests.support.tables import ledger_rows
@@ -338,15 +337,6 @@ def killed_after_twilio_accepted(kind: str, body: dict[str, Any], key: str) -> l
     return row
 
 
-@contextmanager
-def minutes_later(minutes: int = 3) -> Iterator[None]:
-    """Past the time any request can still be working on a send (IN_FLIGHT_LIMIT)."""
-    moment = clock.now() + timedelta(minutes=minutes)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(clock, "now", lambda: moment)
-        yield
-
-
 CALL = {"to": TO, "message": "hi"}
 
 
@@ -369,7 +359,7 @@ def test_two_calls_like_the_lost_one_keep_the_key_held_and_nothing_is_placed_aga
         twilio_call(sid="CA" + "2" * 32, date_created=at),
     ]
     twilio.get(CALLS_URL, json={"calls": listed, "next_page_uri": None})
-    with minutes_later():
+    with later():
         first = post_call("crashed")
         again = post_call("crashed")
     for answer in (first, again):
@@ -394,7 +384,7 @@ def test_the_match_keeps_only_api_sends_of_the_requests_lifetime(
         twilio_call(sid="CA" + "6" * 32, date_created=rfc2822(row.created + timedelta(minutes=5))),
     ]
     twilio.get(CALLS_URL, json={"calls": listed, "next_page_uri": None})
-    with minutes_later():
+    with later():
         answer = post_call("tight")
     assert answer.status_code == 201
     assert json.loads(answer.get_body())["sid"] == "CA" + "1" * 32
@@ -405,7 +395,7 @@ def test_a_templated_sms_sent_twice_keeps_the_key_held(twilio: responses.Request
     at = rfc2822(row.created)
     listed = [twilio_message(sid=f"SM{i:032x}", date_created=at) for i in range(2)]
     twilio.get(MESSAGES_URL, json={"messages": listed, "next_page_uri": None})
-    with minutes_later():
+    with later():
         answer = post_sms("template")
     assert answer.status_code == 409
     assert "cannot be told apart" in problem(answer)["detail"]
@@ -417,7 +407,7 @@ def test_a_body_twilio_changed_is_no_proof_of_nothing(twilio: responses.Requests
     trial = "Sent from your Twilio trial account - " + SMS["body"]
     listed = [twilio_message(body=trial, date_created=rfc2822(row.created))]
     twilio.get(MESSAGES_URL, json={"messages": listed, "next_page_uri": None})
-    with minutes_later():
+    with later():
         answer = post_sms("trial")
     assert answer.status_code == 409
     assert "free again" not in problem(answer)["detail"]
@@ -427,7 +417,7 @@ def test_a_body_twilio_changed_is_no_proof_of_nothing(twilio: responses.Requests
 def test_a_list_that_fails_never_frees_an_abandoned_key(twilio: responses.RequestsMock) -> None:
     killed_after_twilio_accepted("sms", SMS, "blind")
     twilio.get(MESSAGES_URL, json=twilio_error(500, 20500), status=500)
-    with minutes_later():
+    with later():
         answer = post_sms("blind")
         again = post_sms("blind")
     assert answer.status_code == again.status_code == 409
@@ -440,7 +430,7 @@ def test_only_nothing_in_twilios_list_frees_an_abandoned_key(
 ) -> None:
     killed_after_twilio_accepted("sms", SMS, "nothing")
     twilio.get(MESSAGES_URL, json={"messages": [], "next_page_uri": None})
-    with minutes_later():
+    with later():
         freed = post_sms("nothing")
     assert freed.status_code == 409
     assert "free again" in problem(freed)["detail"]

@@ -12,12 +12,11 @@ import requests
 from sandbox import Account, Sandbox
 from sandbox.outbox import Call
 from tests.support.azurite import Azurite
-from tests.support.devhost_process import FUNCTION_KEY, DevHost, free_port
+from tests.support.devhost_process import FUNCTION_KEY, SANDBOX_FROM, DevHost, sandbox_app
 from tests.support.polling import eventually
 from tests.support.sandbox_fates import fate
-from tests.support.settings import ACCOUNT_SID, AUTH_TOKEN, BASE_SETTINGS
+from tests.support.settings import ACCOUNT_SID, AUTH_TOKEN
 
-SANDBOX_FROM = "+15005550006"
 KEY = {"x-functions-key": FUNCTION_KEY}
 
 
@@ -29,21 +28,7 @@ def sandbox() -> Iterator[Sandbox]:
 
 
 def start_app(sandbox: Sandbox, azurite: Azurite, tmp: Path, **overrides: str) -> DevHost:
-    port = free_port()
-    settings = {
-        **BASE_SETTINGS,
-        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-        "TWILIO_API_BASE_URL": sandbox.url,
-        "TWILIO_FROM_NUMBER": SANDBOX_FROM,
-        "TWILIO_SANDBOX": "1",
-        "DEV_PRINCIPAL": "dev-user",
-        "AzureWebJobsStorage": azurite.connection_string,
-        "AHOY_TABLE_PREFIX": f"sandbox{port}",
-        **overrides,
-    }
-    host = DevHost(settings, tmp, port=port)
-    host.wait_ready()
-    return host
+    return sandbox_app(sandbox.url, azurite, tmp, **overrides)
 
 
 @pytest.fixture(scope="module")

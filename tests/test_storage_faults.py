@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import timedelta
 from typing import Any
 
 import azure.functions as func
@@ -21,6 +19,7 @@ from api import clock, idempotency, ledger
 from api.app_routes import send_sms
 from api.models import SendSmsRequest
 from tests.support.azurite import Azurite
+from tests.support.clock import later
 from tests.support.fleet import connection_string
 from tests.support.func_requests import problem, request
 from tests.support.polling import eventually
@@ -55,15 +54,6 @@ def twilio_via_proxy(proxy: StorageProxy) -> Iterator[responses.RequestsMock]:
 def post(key: str) -> func.HttpResponse:
     headers = {"Idempotency-Key": key}
     return send_sms(request("POST", "/api/sendSms", json_body=BODY, headers=headers))
-
-
-@contextmanager
-def later() -> Iterator[None]:
-    """Past the time any request can still be working on a send."""
-    moment = clock.now() + timedelta(minutes=3)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(clock, "now", lambda: moment)
-        yield
 
 
 def retried_while_in_flight(key: str) -> func.HttpResponse | None:

@@ -16,8 +16,8 @@ import pytest
 
 from sandbox import Account, Sandbox
 from tests.support.azurite import Azurite
-from tests.support.devhost_process import DevHost, free_port
-from tests.support.settings import ACCOUNT_SID, AUTH_TOKEN, BASE_SETTINGS
+from tests.support.devhost_process import sandbox_app
+from tests.support.settings import ACCOUNT_SID, AUTH_TOKEN
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENT = ROOT / "clients" / "typescript"
@@ -95,26 +95,13 @@ def test_tsc_would_refuse_a_problem_type_the_client_does_not_handle(tmp_path: Pa
 @pytest.fixture
 def app(azurite: Azurite, tmp_path: Path) -> Iterator[str]:
     sandbox = Sandbox(Account(ACCOUNT_SID, AUTH_TOKEN), step_seconds=0.05).start()
-    port = free_port()
-    host = DevHost(
-        {
-            **BASE_SETTINGS,
-            "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-            "TWILIO_API_BASE_URL": sandbox.url,
-            "TWILIO_FROM_NUMBER": "+15005550006",
-            "TWILIO_SANDBOX": "1",
-            "DEV_PRINCIPAL": "dev-user",
-            "AzureWebJobsStorage": azurite.connection_string,
-            "AHOY_TABLE_PREFIX": f"client{port}",
-        },
-        tmp_path,
-        port=port,
-    )
     try:
-        host.wait_ready()
-        yield host.url
+        host = sandbox_app(sandbox.url, azurite, tmp_path)
+        try:
+            yield host.url
+        finally:
+            host.stop()
     finally:
-        host.stop()
         sandbox.stop()
 
 

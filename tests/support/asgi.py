@@ -49,3 +49,32 @@ def asgi_request(
     pairs = [(k.decode(), v.decode()) for k, v in start["headers"]]
     assert len({k for k, _ in pairs}) == len(pairs), "a header was sent twice"
     return int(start["status"]), dict(pairs), answer["body"]
+
+
+def run_lifespan(app: App, seconds: float) -> None:
+    """Start `app` (its ASGI lifespan), let it run `seconds`, stop it."""
+
+    async def main() -> None:
+        messages = [{"type": "lifespan.startup"}]
+        sent: list[MutableMapping[str, Any]] = []
+        started = asyncio.Event()
+        stop = asyncio.Event()
+
+        async def receive() -> dict[str, Any]:
+            if messages:
+                return messages.pop(0)
+            await stop.wait()
+            return {"type": "lifespan.shutdown"}
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            sent.append(message)
+            if message["type"] == "lifespan.startup.complete":
+                started.set()
+
+        task = asyncio.create_task(app({"type": "lifespan"}, receive, send))
+        await asyncio.wait_for(started.wait(), 5)
+        await asyncio.sleep(seconds)
+        stop.set()
+        await task
+
+    asyncio.run(main())

@@ -21,6 +21,9 @@ FUNCTION_KEY = "test-function-key-0123456789"
 MASTER_KEY = "test-master-key-0123456789"
 
 
+SANDBOX_FROM = "+15005550006"  # Twilio's valid test sender, which the sandbox owns
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -94,3 +97,23 @@ def devhost_settings(standin: TwilioStandIn, azurite: Azurite) -> dict[str, str]
         "TWILIO_TWIML_APP_SID": TWIML_APP_SID,
         "DEVHOST_HEADER_TIMEOUT": "2",  # short, so a test can see it pass
     }
+
+
+def sandbox_app(sandbox_url: str, azurite: Azurite, tmp: Path, **overrides: str) -> DevHost:
+    """Ahoy on the local host with the sandbox playing Twilio (its test sender), Azurite for
+    storage and the development principal as the caller; started and ready."""
+    port = free_port()
+    settings = {
+        **BASE_SETTINGS,
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        "TWILIO_API_BASE_URL": sandbox_url,
+        "TWILIO_FROM_NUMBER": SANDBOX_FROM,
+        "TWILIO_SANDBOX": "1",
+        "DEV_PRINCIPAL": "dev-user",
+        "AzureWebJobsStorage": azurite.connection_string,
+        "AHOY_TABLE_PREFIX": f"sandbox{port}",
+        **overrides,
+    }
+    host = DevHost(settings, tmp, port=port)
+    host.wait_ready()
+    return host
