@@ -22,9 +22,15 @@ from api.storage import at_once, keep_trying
 log = logging.getLogger("ahoy.admission")
 
 
-def admit(row: ledger.Row, settings: Settings, key: idempotency.Key | None = None) -> Claim | None:
+def admit(
+    row: ledger.Row,
+    settings: Settings,
+    key: idempotency.Key | None = None,
+    also: Callable[[], None] | None = None,
+) -> Claim | None:
     """Record `row` (with the claim of `key`, when given) and take the send from the limits,
-    both at once; RateLimited / ServiceUnavailable if a limit is full.
+    both at once (with `also`, a read the send needs later); RateLimited / ServiceUnavailable
+    if a limit is full.
 
     A key an earlier request holds wins: the limits are given back and its Claim returned.
     """
@@ -32,7 +38,9 @@ def admit(row: ledger.Row, settings: Settings, key: idempotency.Key | None = Non
         (lambda: idempotency.claim(key, row)) if key else (lambda: ledger.insert(row))
     )
     # consume uses at_once itself: it goes first, in this thread (see at_once).
-    results = at_once([lambda: limits.consume(row.caller, row.to, settings), record])
+    results = at_once(
+        [lambda: limits.consume(row.caller, row.to, settings), record, *([also] if also else [])]
+    )
     limited = cast("list[limits.Window] | AhoyError", results[0])
     recorded = cast("Claim | AhoyError | None", results[1])
     taken = limited if isinstance(limited, list) else []

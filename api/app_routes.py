@@ -16,10 +16,13 @@ from api.auth import authenticate, require_admin
 from api.http import (
     answer_response,
     answers_problems,
+    cached_response,
     idempotency_key,
+    if_none_match,
     json_response,
     page_request,
     parse_json,
+    route_number,
 )
 
 bp = func.Blueprint()
@@ -45,22 +48,74 @@ def make_call(req: func.HttpRequest) -> func.HttpResponse:
     return answer_response(messaging.make_call(caller.id, request, idempotency_key(req)))
 
 
+@bp.route(route="messages", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@answers_problems
+def list_messages(req: func.HttpRequest) -> func.HttpResponse:
+    return _history(req, "sms")
+
+
+@bp.route(route="calls", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@answers_problems
+def list_calls(req: func.HttpRequest) -> func.HttpResponse:
+    return _history(req, "call")
+
+
+def _history(req: func.HttpRequest, kind: str) -> func.HttpResponse:
+    from api import history
+
+    caller = authenticate(req)
+    query = history.parse_query(kind, req.params, *page_request(req))
+    listing = history.list_records(caller.id, kind, query, if_none_match(req))
+    return cached_response(listing.page, listing.etag)
+
+
 @bp.route(route="messages/{sid}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @answers_problems
 def get_message(req: func.HttpRequest) -> func.HttpResponse:
-    from api import messaging
+    from api import history
 
     caller = authenticate(req)
-    return json_response(messaging.get_record(caller.id, "sms", req.route_params["sid"]))
+    return json_response(history.get_record(caller.id, "sms", req.route_params["sid"]))
 
 
 @bp.route(route="calls/{sid}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @answers_problems
 def get_call(req: func.HttpRequest) -> func.HttpResponse:
-    from api import messaging
+    from api import history
 
     caller = authenticate(req)
-    return json_response(messaging.get_record(caller.id, "call", req.route_params["sid"]))
+    return json_response(history.get_record(caller.id, "call", req.route_params["sid"]))
+
+
+@bp.route(route="conversations", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@answers_problems
+def list_conversations(req: func.HttpRequest) -> func.HttpResponse:
+    from api import conversations
+
+    caller = authenticate(req)
+    return json_response(conversations.list_threads(caller.id, *page_request(req)))
+
+
+@bp.route(route="conversations/{number}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@answers_problems
+def get_conversation(req: func.HttpRequest) -> func.HttpResponse:
+    from api import conversations
+
+    caller = authenticate(req)
+    number = route_number(req)
+    return json_response(conversations.list_messages(caller.id, number, *page_request(req)))
+
+
+@bp.route(
+    route="conversations/{number}/read", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS
+)
+@answers_problems
+def read_conversation(req: func.HttpRequest) -> func.HttpResponse:
+    from api import conversations
+
+    caller = authenticate(req)
+    conversations.mark_read(caller.id, route_number(req))
+    return func.HttpResponse(status_code=204)
 
 
 @bp.route(route="token", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)

@@ -153,3 +153,27 @@ def page_request(req: func.HttpRequest) -> tuple[int, str | None]:
     if size is None or not 1 <= size <= MAX_PAGE_SIZE:
         raise ValidationFailed([FieldError("pageSize", f"must be 1 to {MAX_PAGE_SIZE}")])
     return size, req.params.get("continuation") or None
+
+
+def if_none_match(req: func.HttpRequest) -> list[str]:
+    """The ETags of If-None-Match (RFC 9110 13.1.2), as sent."""
+    return [tag.strip() for tag in req.headers.get("if-none-match", "").split(",") if tag.strip()]
+
+
+def cached_response(payload: BaseModel | None, etag: str) -> func.HttpResponse:
+    """`payload` with its ETag; 304 Not Modified with no body when there is none. Private
+    and revalidated on every use: the answer is one caller's, and changes."""
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+    if payload is None:
+        return func.HttpResponse(status_code=304, headers=headers)
+    return json_response(payload, headers=headers)
+
+
+def route_number(req: func.HttpRequest) -> str:
+    """The `{number}` of the route: strict E.164 (422 otherwise)."""
+    from api.phone import parse_e164
+
+    try:
+        return parse_e164(req.route_params.get("number", ""))
+    except ValueError as wrong:
+        raise ValidationFailed([FieldError("number", str(wrong))]) from None

@@ -76,7 +76,7 @@ def claim(key: Key, row: ledger.Row) -> Claim:
     Sets the row's reference. Raises ValidationFailed (422) when the key was used with another
     request body.
     """
-    row.key_hash, row.fingerprint = key.hash, key.print_
+    row.key_hash, row.key, row.fingerprint = key.hash, key.value, key.print_
     generation = 0
     for _ in range(5):
         row.ref = key.ref(generation)

@@ -11,13 +11,14 @@ cannot turn the number into an SMS pump.
 from __future__ import annotations
 
 import logging
+import re
 import unicodedata
 from collections.abc import Mapping
 from urllib.parse import parse_qsl
 
 from twilio.twiml.messaging_response import MessagingResponse
 
-from api import limits
+from api import conversations, limits
 from api.call_flows import render_twiml
 from api.errors import AhoyError
 from api.inbox import store_inbound_call, store_inbound_sms
@@ -25,6 +26,9 @@ from api.phone import DestinationPolicy, mask, parse_e164
 from api.settings import get_settings
 
 log = logging.getLogger("ahoy.inbound")
+
+_MESSAGE_SID = re.compile(r"^(SM|MM)[0-9a-f]{32}$")
+_E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 
 # What carriers and Twilio treat as opt-out, opt-in and help (Twilio's advanced opt-out).
 KEYWORDS = frozenset(
@@ -54,7 +58,17 @@ def answer_incoming_call(call: Mapping[str, str]) -> str:
 
 
 def answer_incoming_sms(message: Mapping[str, str]) -> str:
-    """Record the message; auto-reply INCOMING_SMS_REPLY when that is a send Ahoy may make."""
+    """A reply to a user who wrote to the sender goes to that user's thread, and is not
+    answered. Anything else is kept in the inbox and auto-replied INCOMING_SMS_REPLY when that
+    is a send Ahoy may make. Keywords are never routed: carriers' rules, not a user's."""
+    body = message.get("Body", "")
+    owner = None if is_keyword(body) else _conversation_owner(message)
+    if owner is not None:
+        added = conversations.add(
+            owner, message["From"], conversations.Message(message["MessageSid"], "in", body)
+        )
+        log.info("reply from %s %s", mask(message["From"]), "routed" if added else "seen before")
+        return str(MessagingResponse().to_xml())
     first_time = store_inbound_sms(message)
     reply = get_settings().incoming_sms_reply
     response = MessagingResponse()
@@ -66,6 +80,14 @@ def answer_incoming_sms(message: Mapping[str, str]) -> str:
     ):
         response.message(reply)
     return str(response.to_xml())
+
+
+def _conversation_owner(message: Mapping[str, str]) -> str | None:
+    """The user the sender is replying to: the last who wrote to it within CONVERSATION_DAYS."""
+    sender = message.get("From", "")
+    if not _MESSAGE_SID.match(message.get("MessageSid", "")) or not _E164.match(sender):
+        return None  # the inbox checks and refuses what is malformed
+    return conversations.owner_of(sender, get_settings().conversation_days)
 
 
 def is_keyword(body: str) -> bool:

@@ -6,19 +6,25 @@ inbound webhooks is `api.inbound`'s; notifying about a voicemail is `api.voicema
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import logging
 import re
 import time
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
-from api import clock
+from api import clock, pages
 from api.errors import FieldError, ValidationFailed
 from api.phone import mask
-from api.storage import ResourceNotFoundError, TableTransactionError, storage_errors, table
+from api.settings import Settings
+from api.storage import (
+    Expiry,
+    ResourceNotFoundError,
+    TableTransactionError,
+    odata_time,
+    storage_errors,
+    table,
+)
 
 log = logging.getLogger("ahoy.inbox")
 
@@ -88,18 +94,18 @@ def store_transcription(callback: Mapping[str, str]) -> None:
 
 def list_inbox(page_size: int, continuation: str | None) -> dict[str, Any]:
     """One page of the inbox, newest first, and the token of the next page."""
-    start: Any = _decode(continuation)  # the SDK's tokens are dicts, typed as str
+    start: Any = pages.decode(continuation)  # the SDK's tokens are dicts, typed as str
     with storage_errors():
-        pages: Any = (
+        found: Any = (
             table(TABLE)
             .query_entities(
                 f"PartitionKey eq '{ITEMS}' and RowKey lt '{SEEN}'", results_per_page=page_size
             )
             .by_page(continuation_token=start)
         )
-        items = [_view(entity) for entity in next(pages, [])]
-        token = pages.continuation_token
-    return {"items": items, "next": _encode(token)}
+        items = [_view(entity) for entity in next(found, [])]
+        token = found.continuation_token
+    return {"items": items, "next": pages.encode(token)}
 
 
 def _insert(
@@ -156,25 +162,14 @@ def _view(entity: Mapping[str, Any]) -> dict[str, Any]:
     return view
 
 
-def _encode(token: Any) -> str | None:
-    if not token:
-        return None
-    return base64.urlsafe_b64encode(json.dumps(token).encode()).decode()
-
-
-def _decode(token: str | None) -> dict[str, str] | None:
-    """A token `_encode` made: Table Storage's next partition and row keys, nothing else."""
-    if not token:
-        return None
-    try:
-        decoded = json.loads(base64.urlsafe_b64decode(token.encode()))
-    except (binascii.Error, ValueError, RecursionError):
-        decoded = None
-    if (
-        isinstance(decoded, dict)
-        and decoded
-        and set(decoded) <= {"PartitionKey", "RowKey"}
-        and all(isinstance(v, str) and len(v) <= 1024 for v in decoded.values())
-    ):
-        return decoded
-    raise ValidationFailed([FieldError("continuation", "is not a page token")])
+def expiries(now: datetime, settings: Settings) -> list[Expiry]:
+    """Inbox items and their recording index, for RETENTION_DAYS."""
+    cutoff = odata_time(now - timedelta(days=settings.retention_days))
+    return [
+        Expiry("inbox items", TABLE, f"PartitionKey eq '{ITEMS}' and ReceivedAt lt {cutoff}"),
+        Expiry(
+            "recording index rows",
+            TABLE,
+            f"PartitionKey eq '{RECORDINGS}' and Timestamp lt {cutoff}",
+        ),
+    ]

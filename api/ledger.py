@@ -7,15 +7,21 @@ callbacks add Twilio's own statuses to `history` and move `status` forward only 
 retried and out of order).
 
 Layout (table `ledger`): one partition per caller (the first 16 hex digits of a hash of the
-caller id): `send-<ref>` (a send's row, with the answer the send gave; for a send with an
-Idempotency-Key, also the key's claim: see `api.idempotency`) and `sid-<SID>` (Twilio's SID →
-the row, for GET by SID). A row's reference starts with its partition, so a status callback,
-which carries only the reference, finds it in one read.
+caller id):
+- `send-<ref>`: a send's row, with the answer the send gave; for a send with an
+  Idempotency-Key, also the key's claim (see `api.idempotency`);
+- `sid-<SID>`: Twilio's SID → the row, for GET by SID;
+- `list-<kind>-<13 digits counting down from the row's creation>-<ref>`: the row as the
+  caller's history shows it (GET /api/messages, /api/calls), newest first by key;
+- `head-<kind>`: rewritten with every change to that kind's rows: its ETag is the history's.
+A row's reference starts with its partition, so a status callback, which carries only the
+reference, finds it in one read.
 
-A send writes its row twice, each a single-entity write: before Twilio (an insert) and after
+Every write of a row is one entity-group transaction with its history item and its head, so
+the history is never behind the row. A send writes twice: before Twilio (an insert) and after
 (an update, carrying the answer replayed for the key). The SID index is written by the first
-status callback, with the row (one transaction); until then GET by SID finds the row by a
-query of the caller's partition.
+status callback, with the row; until then GET by SID finds the row by a query of the caller's
+partition.
 """
 
 from __future__ import annotations
@@ -27,17 +33,21 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from api import clock
 from api.answers import Answer
+from api.settings import Settings
 from api.storage import (
+    Expiry,
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
     TableTransactionError,
     key_of,
+    odata_time,
+    row_key_prefix,
     storage_errors,
     table,
 )
@@ -48,6 +58,8 @@ Operation = tuple[Any, ...]
 TABLE = "ledger"
 SEND = "send-"  # row key prefix of a send's row
 SID_INDEX = "sid-"  # row key prefix of the SID index
+LISTING = "list-"  # row key prefix of the history
+HEAD = "head-"  # row key prefix of the history's heads (one per kind)
 PARTITION_CHARS = 16
 
 # Twilio's statuses by progress; a terminal status is final, except that `read` follows
@@ -76,6 +88,8 @@ _CALL_RANK = {
     "canceled": 5,
 }
 _TERMINAL = {"sms": 4, "call": 5}
+MESSAGE_STATUSES = frozenset(_MESSAGE_RANK)
+CALL_STATUSES = frozenset(_CALL_RANK)
 _SID_SHAPE = re.compile(r"^(SM|MM|CA)[0-9a-f]{32}$")
 
 
@@ -98,6 +112,7 @@ class Row:
     answer: Answer | None = None  # what the send answered: replayed for its Idempotency-Key
     indexed: bool = False  # its SID index row is written
     key_hash: str | None = None  # its Idempotency-Key's (api.idempotency)
+    key: str | None = None  # the Idempotency-Key itself: the caller finds the send by it
     fingerprint: str | None = None  # of the request that claimed the key
     released: bool = False  # never sent: its key is free again
     attempt: str = field(default_factory=lambda: secrets.token_hex(8))  # the request's own
@@ -123,6 +138,7 @@ class Row:
             "AnswerType": self.answer.content_type if self.answer else "",
             "Indexed": self.indexed,
             "KeyHash": self.key_hash or "",
+            "Key": self.key or "",
             "Fingerprint": self.fingerprint or "",
             "Released": self.released,
             "Attempt": self.attempt,
@@ -150,11 +166,27 @@ class Row:
             ),
             indexed=bool(entity.get("Indexed")),
             key_hash=entity.get("KeyHash") or None,
+            key=entity.get("Key") or None,
             fingerprint=entity.get("Fingerprint") or None,
             released=bool(entity.get("Released")),
             attempt=entity.get("Attempt") or "",
             etag=entity.metadata.get("etag"),
         )
+
+
+def expiries(now: datetime, settings: Settings) -> list[Expiry]:
+    """What the ledger keeps for RETENTION_DAYS: sends (an Idempotency-Key's claim is its
+    send's row: it goes with it), their SID index and history items. Heads stay: one small
+    row per caller and kind."""
+    cutoff = odata_time(now - timedelta(days=settings.retention_days))
+    return [
+        Expiry(name, TABLE, f"{row_key_prefix(prefix)} and Created lt {cutoff}")
+        for name, prefix in (
+            ("ledger rows", SEND),
+            ("SID index rows", SID_INDEX),
+            ("history items", LISTING),
+        )
+    ]
 
 
 def caller_partition(caller: str) -> str:
@@ -182,35 +214,57 @@ def new_row(
 
 
 def insert(row: Row) -> None:
-    """Write a new row; ResourceExistsError if its reference is taken (by another send: one
-    that landed for this very request, its answer lost and the SDK sending it again, is taken
-    as written). Its ETag is kept, so the next update needs no read first."""
+    """Write a new row (with its history item); ResourceExistsError if its reference is taken
+    (by another send: one that landed for this very request, its answer lost and the SDK
+    sending it again, is taken as written). Its ETag is kept, so the next update needs no
+    read first."""
     with storage_errors():
         try:
-            row.etag = table(TABLE).create_entity(row.to_entity()).get("etag")
+            written = table(TABLE).submit_transaction(
+                [("create", row.to_entity()), *_projection(row)]
+            )
+            row.etag = written[0].get("etag")
             return
-        except ResourceExistsError:
-            there = get(row.ref)
-            if there is None or there.attempt != row.attempt:
+        except TableTransactionError as failed:
+            if failed.status_code != 409 or failed.index != 0:
                 raise
+        there = get(row.ref)
+        if there is None or there.attempt != row.attempt:
+            raise ResourceExistsError("ledger reference taken")
     row.etag = there.etag
 
 
 def delete(row: Row) -> bool:
-    """Delete `row` if it is as it was read (its ETag); False if it changed since (a row
-    already gone counts as deleted)."""
-    from azure.core import MatchConditions
-
+    """Delete `row` (and its history item) if it is as it was read (its ETag); False if it
+    changed since or is gone already."""
+    steps: list[Operation] = [
+        ("delete", _keys(row.ref, SEND + row.ref), _unchanged(row)),
+        ("delete", _keys(row.ref, listing_key(row))),
+        _head(row),
+    ]
     with storage_errors():
         try:
-            table(TABLE).delete_entity(
-                partition_of(row.ref),
-                SEND + row.ref,
-                etag=row.etag,
-                match_condition=MatchConditions.IfNotModified,
+            table(TABLE).submit_transaction(steps)
+        except TableTransactionError as failed:
+            if failed.status_code == 404 and failed.index == 1:  # a row older than the history
+                return delete_alone(row)
+            if failed.status_code in (404, 412) and failed.index == 0:
+                return False
+            raise
+    return True
+
+
+def delete_alone(row: Row) -> bool:
+    """Delete a row that has no history item (written before the history was kept)."""
+    with storage_errors():
+        try:
+            table(TABLE).submit_transaction(
+                [("delete", _keys(row.ref, SEND + row.ref), _unchanged(row)), _head(row)]
             )
-        except (ResourceNotFoundError, ResourceModifiedError):
-            return False
+        except TableTransactionError as failed:
+            if failed.status_code in (404, 412) and failed.index == 0:
+                return False
+            raise
     return True
 
 
@@ -300,13 +354,9 @@ def save(row: Row, also: list[Operation] | None = None) -> None:
         "match_condition": MatchConditions.IfNotModified,
     }
     with storage_errors():
-        if not also:
-            metadata = table(TABLE).update_entity(row.to_entity(), **conditions)
-            row.etag = metadata.get("etag")
-            return
         try:
             written = table(TABLE).submit_transaction(
-                [("update", row.to_entity(), conditions), *also]
+                [("update", row.to_entity(), conditions), *_projection(row), *(also or [])]
             )
         except TableTransactionError as failed:
             if failed.status_code == 412 and failed.index == 0:
@@ -381,6 +431,106 @@ def set_state(
             row.released = release
 
     update(ref, change)
+
+
+def listing_key(row: Row) -> str:
+    """The row key of `row`'s history item: by kind, newest first, then by reference."""
+    counting_down = 10**13 - int(row.created.timestamp() * 1000)
+    return f"{LISTING}{row.kind}-{counting_down:013d}-{row.ref}"
+
+
+def head_etag(caller: str, kind: str) -> str | None:
+    """The ETag of the caller's head for `kind`: it changes whenever any of those rows does
+    (None before the first send)."""
+    with storage_errors():
+        try:
+            head = table(TABLE).get_entity(caller_partition(caller), HEAD + kind, select=["At"])
+        except ResourceNotFoundError:
+            return None
+    etag: str | None = head.metadata.get("etag")
+    return etag
+
+
+def listing(
+    caller: str,
+    kind: str,
+    *,
+    states: list[str],
+    since: datetime | None,
+    page_size: int,
+    continuation: dict[str, str] | None,
+) -> tuple[list[Any], dict[str, str] | None]:
+    """One page of the caller's history items of `kind`, newest first, and the token of the
+    next page. With `states`, only items whose Twilio status is one of them, or, for a send
+    Twilio never answered, whose state is; with `since`, only those created at or after it.
+    Only the caller's partition is read, whatever the token says."""
+    where = [
+        "PartitionKey eq @partition",
+        "RowKey ge @first",
+        "RowKey lt @last",
+    ]
+    parameters: dict[str, Any] = {
+        "partition": caller_partition(caller),
+        "first": f"{LISTING}{kind}-",
+        "last": f"{LISTING}{kind}.",
+    }
+    if since is not None:
+        where.append("Created ge @since")
+        parameters["since"] = since
+    if states:
+        either = []
+        for n, state in enumerate(states):
+            either.append(f"Status eq @s{n} or ( Status eq '' and State eq @s{n} )")
+            parameters[f"s{n}"] = state
+        where.append(f"( {' or '.join(either)} )")  # the SDK substitutes space-separated words
+    start: Any = continuation  # the SDK's tokens are dicts, typed as str
+    with storage_errors():
+        pages: Any = (
+            table(TABLE)
+            .query_entities(" and ".join(where), parameters=parameters, results_per_page=page_size)
+            .by_page(continuation_token=start)
+        )
+        items = list(next(pages, []))
+        return items, pages.continuation_token
+
+
+def _projection(row: Row) -> list[Operation]:
+    """The steps that keep the row's history item and head as the row is."""
+    from azure.data.tables import UpdateMode
+
+    item = {
+        "PartitionKey": partition_of(row.ref),
+        "RowKey": listing_key(row),
+        "Ref": row.ref,
+        "Kind": row.kind,
+        "To": row.to,
+        "From": row.from_ or "",
+        "Created": row.created,
+        "State": row.state,
+        "Sid": row.sid or "",
+        "Status": row.status or "",
+        "ErrorCode": row.error_code or 0,
+        "History": json.dumps(row.history, separators=(",", ":")),
+        "Key": row.key or "",
+    }
+    return [("upsert", item, {"mode": UpdateMode.REPLACE}), _head(row)]
+
+
+def _head(row: Row) -> Operation:
+    from azure.data.tables import UpdateMode
+
+    head = {"PartitionKey": partition_of(row.ref), "RowKey": HEAD + row.kind, "At": clock.now()}
+    return ("upsert", head, {"mode": UpdateMode.REPLACE})
+
+
+def _keys(ref: str, row_key: str) -> dict[str, str]:
+    return {"PartitionKey": partition_of(ref), "RowKey": row_key}
+
+
+def _unchanged(row: Row) -> dict[str, Any]:
+    from azure.core import MatchConditions
+
+    return {"etag": row.etag, "match_condition": MatchConditions.IfNotModified}
 
 
 def _apply_status(

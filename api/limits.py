@@ -36,11 +36,13 @@ from api import clock
 from api.errors import AhoyError, RateLimited, ServiceUnavailable
 from api.settings import Settings
 from api.storage import (
+    Expiry,
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
     at_once,
     key_of,
+    odata_time,
     storage_errors,
     table,
 )
@@ -48,6 +50,7 @@ from api.storage import (
 log = logging.getLogger("ahoy.limits")
 
 TABLE = "counters"
+COUNTER_GRACE = timedelta(hours=25)  # no window is longer than a day
 GLOBAL_SHARDS = 128
 MAX_ATTEMPTS = 200  # conditional writes lost to other writers before giving up (503)
 
@@ -405,3 +408,8 @@ def _counters() -> Counters:
         if counters is None:
             counters = _counters_by_table[name] = Counters()
         return counters
+
+
+def expiries(now: datetime, settings: Settings) -> list[Expiry]:
+    """Counter rows whose window has ended: untouched for over a day."""
+    return [Expiry("counter windows", TABLE, f"Timestamp lt {odata_time(now - COUNTER_GRACE)}")]

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
-from api import clock, idempotency, ledger, sealing
+from api import clock, conversations, idempotency, ledger, sealing
 from api.admission import admit
 from api.answers import Answer
 from api.call_twiml import message_params
@@ -22,17 +22,16 @@ from api.errors import (
     ClientError,
     Conflict,
     FieldError,
-    NotFound,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnreachable,
     ValidationFailed,
 )
-from api.models import MakeCallRequest, Record, Resource, SendSmsRequest, StatusChange
+from api.models import MakeCallRequest, Resource, SendSmsRequest
 from api.phone import DestinationPolicy, mask
 from api.problems import problem_for
 from api.settings import Settings, get_settings
-from api.storage import keep_trying
+from api.storage import at_once, keep_trying
 from api.twilio_service import Created, get_twilio_service
 from api.urls import is_allowed_twiml_url
 
@@ -46,6 +45,9 @@ SEND_WINDOW = timedelta(seconds=30)
 IN_FLIGHT_LIMIT = timedelta(minutes=2)
 MAX_TWILIO_URL = 4000  # the longest Url Twilio's Calls API takes
 IN_FLIGHT_RETRY_AFTER = 2
+# What a send leads to: a read made with its admission, then writes made with its row's own
+# once Twilio has accepted it.
+Follows = tuple[Callable[[], None], Callable[[Created], list[Callable[[], object]]]]
 UNKNOWN_RETRY_AFTER = 30
 
 
@@ -72,7 +74,21 @@ def send_sms(caller_id: str, request: SendSmsRequest, key: str | None) -> Answer
             status_callback=status_callback,
         )
 
-    return _send(row, request.model_dump_json(by_alias=True), key, settings, create)
+    thread: list[conversations.Thread] = []
+
+    def converse(created: Created) -> list[Callable[[], object]]:
+        """The user owns the conversation with `to` now; the message is in their thread."""
+        message = conversations.Message(created.sid, "out", request.body)
+        return [
+            lambda: conversations.claim(caller_id, request.to, clock.now()),
+            lambda: conversations.add(caller_id, request.to, message, *thread),
+        ]
+
+    def read_thread() -> None:  # with admission: one round trip less after Twilio
+        thread.append(conversations.read_thread(caller_id, request.to))
+
+    canonical = request.model_dump_json(by_alias=True)
+    return _send(row, canonical, key, settings, create, (read_thread, converse))
 
 
 def make_call(caller_id: str, request: MakeCallRequest, key: str | None) -> Answer:
@@ -118,35 +134,21 @@ def make_call(caller_id: str, request: MakeCallRequest, key: str | None) -> Answ
     return _send(row, request.model_dump_json(by_alias=True), key, settings, create)
 
 
-def get_record(caller_id: str, kind: str, sid: str) -> Record:
-    """The caller's own message or call; anyone else's is as good as absent (404)."""
-    row = ledger.find_by_sid(caller_id, sid)
-    if row is None or row.kind != kind or row.caller != caller_id:
-        raise NotFound(f"No {'message' if kind == 'sms' else 'call'} {sid} of yours.")
-    return Record(
-        sid=sid,
-        status=row.status,
-        state=row.state,
-        error_code=row.error_code,
-        to=row.to,
-        from_=row.from_,
-        date_created=row.created,
-        history=[StatusChange(status=h["status"], at=h["at"]) for h in row.history],
-    )
-
-
 def _send(
     row: ledger.Row,
     canonical_body: str,
     key: str | None,
     settings: Settings,
     create: Callable[[str], Created],
+    follows: Follows | None = None,
 ) -> Answer:
+    """Admit the send, ask Twilio, record the outcome. `follows` is what a send Twilio
+    accepted leads to: a read made with admission, and the writes made with the row's."""
     used = None
     if key is not None:  # the ledger row is the key's claim
         print_ = idempotency.fingerprint(row.kind, canonical_body)
         used = idempotency.Key(row.caller, key, print_, settings.idempotency_ttl_hours)
-    held = admit(row, settings, used)
+    held = admit(row, settings, used, also=follows[0] if follows else None)
     if held is not None and not held.owned:
         return _settle_earlier(held)
     try:
@@ -155,18 +157,34 @@ def _send(
         _record_failure(row, error)
         raise
     answer = _accepted(created)
-    try:  # one write: the row with its answer (its SID index comes with the first callback)
-        ledger.record_status(
+
+    # At once: the row with its answer (one write; its SID index comes with the first
+    # callback), and what follows from the send (a conversation), retried while storage is
+    # down. Neither failing hides from the caller that Twilio has it.
+    record = [
+        lambda: ledger.record_status(
             row.ref, sid=created.sid, status=created.status, known=row, answer=answer, index=False
         )
-    except AhoyError as failed:
-        # Twilio has it: the caller hears the truth. The row stays `pending`; a retry with the
-        # key finds the send in Twilio's list (see _settle_earlier), never sends it again.
+    ]
+    followers = follows[1](created) if follows else []
+    recorded, *followed = at_once(
+        [*record, *(_kept_trying(f, f"what follows {row.kind} {row.ref}") for f in followers)]
+    )
+    if isinstance(recorded, AhoyError):
+        # The row stays `pending`: a retry with the key finds the send in Twilio's list (see
+        # _settle_earlier), never sends it again.
         log.error(
-            "%s %s accepted by Twilio but not recorded (%s)", row.kind, created.sid, failed.slug
+            "%s %s accepted by Twilio but not recorded (%s)", row.kind, created.sid, recorded.slug
         )
+    for failed in followed:
+        if isinstance(failed, AhoyError):
+            log.error("%s %s: what follows it failed (%s)", row.kind, created.sid, failed.slug)
     log.info("%s %s to %s accepted by Twilio", row.kind, created.sid, mask(row.to))
     return answer
+
+
+def _kept_trying(work: Callable[[], object], what: str) -> Callable[[], None]:
+    return lambda: keep_trying(work, what)
 
 
 def _record_failure(row: ledger.Row, error: AhoyError) -> None:

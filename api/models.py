@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -149,11 +149,14 @@ class StatusChange(BaseModel):
 
 
 class Record(BaseModel):
-    """GET /api/messages/{sid} and /api/calls/{sid}: Twilio's latest status and the ledger's."""
+    """A message or call of the caller's: Twilio's latest status and the ledger's."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
 
-    sid: str
+    sid: str | None = Field(
+        description="Twilio's SID; null while Twilio has not answered, or its answer was lost "
+        "(state pending or unknown): find such a send by its idempotencyKey"
+    )
     status: str | None = Field(description="Twilio's latest status")
     state: str = Field(description="pending, sent, failed or unknown")
     error_code: int | None
@@ -161,6 +164,18 @@ class Record(BaseModel):
     from_: Annotated[str | None, Field(alias="from")]
     date_created: datetime
     history: list[StatusChange]
+    idempotency_key: str | None = Field(
+        description="The Idempotency-Key the send was made with, if any"
+    )
+
+
+class RecordPage(BaseModel):
+    """GET /api/messages and /api/calls: the caller's own, newest first."""
+
+    model_config = ConfigDict(frozen=True)
+
+    items: list[Record]
+    next: str | None = Field(description="The continuation token of the next page; null: last")
 
 
 class VoiceToken(BaseModel):
@@ -176,3 +191,42 @@ class VoiceToken(BaseModel):
         description="The push credential in the token's Voice grant: null means incoming calls "
         "cannot ring this device by push (none is configured for its platform)"
     )
+
+
+class ConversationMessage(BaseModel):
+    """A message of a conversation, either way."""
+
+    model_config = ConfigDict(frozen=True)
+
+    sid: str
+    direction: Literal["in", "out"] = Field(description="in: from the counterpart; out: yours")
+    body: str
+    at: str = Field(description="When Ahoy kept it (RFC 3339, UTC)")
+
+
+class Conversation(BaseModel):
+    """A thread with one number, as GET /api/conversations lists it."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+    number: str = Field(description="The counterpart, E.164")
+    unread: int = Field(description="Messages from the counterpart since the thread was read")
+    last_message: ConversationMessage
+
+
+class ConversationPage(BaseModel):
+    """GET /api/conversations: the caller's threads, newest activity first."""
+
+    model_config = ConfigDict(frozen=True)
+
+    items: list[Conversation]
+    next: str | None = Field(description="The continuation token of the next page; null: last")
+
+
+class ConversationMessagePage(BaseModel):
+    """GET /api/conversations/{number}: the thread's messages, newest first."""
+
+    model_config = ConfigDict(frozen=True)
+
+    items: list[ConversationMessage]
+    next: str | None = Field(description="The continuation token of the next page; null: last")

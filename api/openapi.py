@@ -17,7 +17,18 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from api.errors import AhoyError
-from api.models import MakeCallRequest, Problem, Record, Resource, SendSmsRequest, VoiceToken
+from api.history import STATES
+from api.models import (
+    ConversationMessagePage,
+    ConversationPage,
+    MakeCallRequest,
+    Problem,
+    Record,
+    RecordPage,
+    Resource,
+    SendSmsRequest,
+    VoiceToken,
+)
 from api.problems import PROBLEM_JSON, PROBLEM_TYPE_PREFIX
 from api.settings import PUSH_PLATFORMS
 
@@ -124,6 +135,109 @@ def _record(operation_id: str, summary: str) -> dict[str, Any]:
     }
 
 
+_PAGE = [
+    {
+        "name": "pageSize",
+        "in": "query",
+        "required": False,
+        "description": "Items per page (1 to 100; 20 when left out).",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 100},
+    },
+    {
+        "name": "continuation",
+        "in": "query",
+        "required": False,
+        "description": "The previous page's `next`.",
+        "schema": {"type": "string"},
+    },
+]
+_IF_NONE_MATCH = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "description": "The ETag of the copy the client has: 304 when it is still current.",
+    "schema": {"type": "string"},
+}
+_ETAG = {
+    "ETag": {
+        "description": "Changes whenever anything on the page may have.",
+        "schema": {"type": "string"},
+    }
+}
+
+
+def _cached(description: str, model: str) -> dict[str, Any]:
+    return {
+        "200": {
+            "description": description,
+            "headers": _ETAG,
+            "content": {"application/json": {"schema": {"$ref": _REF.format(model=model)}}},
+        },
+        "304": {"description": "Not modified: the client's copy is current", "headers": _ETAG},
+    }
+
+
+_NUMBER = {
+    "name": "number",
+    "in": "path",
+    "required": True,
+    "description": "The counterpart, E.164 (`+` as is, or `%2B`).",
+    "schema": {"type": "string", "pattern": r"^\+[1-9]\d{1,14}$"},
+}
+
+
+def _page_of(operation_id: str, summary: str, model: str, *extra: Any) -> dict[str, Any]:
+    return {
+        "get": {
+            "operationId": operation_id,
+            "summary": summary,
+            "security": _CALLER,
+            "parameters": [*extra, *_PAGE],
+            "responses": {
+                "200": {
+                    "description": summary,
+                    "content": {"application/json": {"schema": {"$ref": _REF.format(model=model)}}},
+                },
+                **_problems(401, 422, 500, 503),
+            },
+        }
+    }
+
+
+def _history(operation_id: str, summary: str, kind: str) -> dict[str, Any]:
+    statuses = ", ".join(sorted(STATES[kind]))
+    return {
+        "get": {
+            "operationId": operation_id,
+            "summary": summary,
+            "security": _CALLER,
+            "parameters": [
+                *_PAGE,
+                {
+                    "name": "status",
+                    "in": "query",
+                    "required": False,
+                    "description": "Up to 5, comma-separated: Twilio's latest status, or for a "
+                    f"send Twilio never answered, Ahoy's state. One of: {statuses}.",
+                    "schema": {"type": "string"},
+                },
+                {
+                    "name": "since",
+                    "in": "query",
+                    "required": False,
+                    "description": "Only sends created at or after this time.",
+                    "schema": {"type": "string", "format": "date-time"},
+                },
+                _IF_NONE_MATCH,
+            ],
+            "responses": {
+                **_cached("the caller's own, newest first", "RecordPage"),
+                **_problems(401, 422, 500, 503),
+            },
+        }
+    }
+
+
 _HEALTH = {
     "type": "object",
     "required": ["status", "checks"],
@@ -166,6 +280,9 @@ def openapi_document() -> dict[str, Any]:
             (MakeCallRequest, "validation"),
             (Resource, "serialization"),
             (Record, "serialization"),
+            (RecordPage, "serialization"),
+            (ConversationPage, "serialization"),
+            (ConversationMessagePage, "serialization"),
             (VoiceToken, "serialization"),
             (Problem, "serialization"),
         ],
@@ -197,6 +314,33 @@ def openapi_document() -> dict[str, Any]:
         "paths": {
             "/api/sendSms": _send("sendSms", "Send an SMS through Twilio", SendSmsRequest),
             "/api/makeCall": _send("makeCall", "Place a call through Twilio", MakeCallRequest),
+            "/api/messages": _history(
+                "listMessages", "The caller's own messages, newest first", "sms"
+            ),
+            "/api/calls": _history("listCalls", "The caller's own calls, newest first", "call"),
+            "/api/conversations": _page_of(
+                "listConversations",
+                "The caller's conversations, newest activity first",
+                "ConversationPage",
+            ),
+            "/api/conversations/{number}": _page_of(
+                "getConversation",
+                "A conversation's messages both ways, newest first",
+                "ConversationMessagePage",
+                _NUMBER,
+            ),
+            "/api/conversations/{number}/read": {
+                "post": {
+                    "operationId": "markConversationRead",
+                    "summary": "Mark a conversation read (its unread count becomes 0)",
+                    "security": _CALLER,
+                    "parameters": [_NUMBER],
+                    "responses": {
+                        "204": {"description": "read"},
+                        **_problems(401, 404, 422, 500, 503),
+                    },
+                }
+            },
             "/api/messages/{sid}": _record(
                 "getMessage", "A message's status, as Twilio reported it"
             ),
@@ -206,22 +350,7 @@ def openapi_document() -> dict[str, Any]:
                     "operationId": "listInbox",
                     "summary": "Inbound calls, SMS and voicemails, newest first (admin role)",
                     "security": _CALLER,
-                    "parameters": [
-                        {
-                            "name": "pageSize",
-                            "in": "query",
-                            "required": False,
-                            "description": "Items per page (1 to 100; 20 when left out).",
-                            "schema": {"type": "integer", "minimum": 1, "maximum": 100},
-                        },
-                        {
-                            "name": "continuation",
-                            "in": "query",
-                            "required": False,
-                            "description": "The previous page's `next`.",
-                            "schema": {"type": "string"},
-                        },
-                    ],
+                    "parameters": _PAGE,
                     "responses": {
                         "200": {
                             "description": '{"items": [...], "next": "<continuation>" or null}',

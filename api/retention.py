@@ -1,10 +1,7 @@
 """Retention: what Ahoy deletes, once a day (the `retention` timer function).
 
-- counter rows whose window has ended (untouched for over a day: no window is longer);
-- ledger rows (and their SID index) and inbox items (and their recording index) older than
-  RETENTION_DAYS: they hold phone numbers and message hashes, which are personal data. An
-  Idempotency-Key's claim is its send's row: it goes with it (the key is honoured only for
-  IDEMPOTENCY_TTL_HOURS in any case).
+Each store declares what it keeps and for how long (its `expiries`): the ledger, the
+counters, the inbox and the conversations. Retention deletes what they declare expired.
 
 Rows are found by query and deleted in entity-group batches of at most 100, per partition, at
 most MAX_DELETES per kind per run (the next run goes on). Deleting is idempotent: a row
@@ -16,55 +13,26 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from api import clock, inbox, ledger, limits
+from api import clock, conversations, inbox, ledger, limits
 from api.settings import get_settings
-from api.storage import (
-    TableTransactionError,
-    storage_errors,
-    table,
-)
+from api.storage import Expiry, TableTransactionError, storage_errors, table
 
 log = logging.getLogger("ahoy.retention")
 
 BATCH = 100  # the most operations an entity-group transaction takes
 MAX_DELETES = 20_000
-COUNTER_GRACE = timedelta(hours=25)
 
 
-@dataclass(frozen=True)
-class Expiry:
-    """One kind of row to delete: where it lives and the filter that finds the expired."""
-
-    name: str
-    table: str
-    query: str
+# Every store that keeps rows for a while, each declaring its own (`expiries`).
+STORES = (ledger, limits, inbox, conversations)
 
 
 def expiries(now: datetime) -> list[Expiry]:
     settings = get_settings()
-    cutoff = _odata(now - timedelta(days=settings.retention_days))
-    counters_before = _odata(now - COUNTER_GRACE)
-    return [
-        Expiry("ledger rows", ledger.TABLE, f"{_prefix(ledger.SEND)} and Created lt {cutoff}"),
-        Expiry(
-            "SID index rows", ledger.TABLE, f"{_prefix(ledger.SID_INDEX)} and Created lt {cutoff}"
-        ),
-        Expiry("counter windows", limits.TABLE, f"Timestamp lt {counters_before}"),
-        Expiry(
-            "inbox items",
-            inbox.TABLE,
-            f"PartitionKey eq '{inbox.ITEMS}' and ReceivedAt lt {cutoff}",
-        ),
-        Expiry(
-            "recording index rows",
-            inbox.TABLE,
-            f"PartitionKey eq '{inbox.RECORDINGS}' and Timestamp lt {cutoff}",
-        ),
-    ]
+    return [expiry for store in STORES for expiry in store.expiries(now, settings)]
 
 
 def purge() -> dict[str, int]:
@@ -117,12 +85,3 @@ def _delete(name: str, entities: list[Any]) -> int:
             continue
         deleted += 1
     return deleted
-
-
-def _prefix(prefix: str) -> str:
-    """Row keys that start with `prefix` (`-` is followed by `.` in ASCII)."""
-    return f"RowKey ge '{prefix}' and RowKey lt '{prefix[:-1]}.'"
-
-
-def _odata(moment: datetime) -> str:
-    return f"datetime'{moment.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}'"

@@ -147,6 +147,7 @@ class Settings:
     incoming_call_flow: str
     incoming_sms_reply: str
     retention_days: int
+    conversation_days: int
 
     @property
     def public_host(self) -> str:
@@ -225,6 +226,7 @@ class Settings:
             or "mode=voicemail&Message=Hello.+Please+leave+a+message+after+the+beep.",
             incoming_sms_reply=reader.optional("INCOMING_SMS_REPLY", str) or "",
             retention_days=reader.optional("RETENTION_DAYS", _int_between(1, 3650)) or 90,
+            conversation_days=reader.optional("CONVERSATION_DAYS", _int_between(1, 365)) or 30,
         )
         if (settings.twilio_api_key_sid is None) != (settings.twilio_api_key_secret is None):
             reader.bad.extend(["TWILIO_API_KEY_SID", "TWILIO_API_KEY_SECRET"])

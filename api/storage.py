@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ahoy.storage")
 
 __all__ = [
+    "Expiry",
     "ResourceExistsError",
     "ResourceModifiedError",
     "ResourceNotFoundError",
@@ -49,6 +51,8 @@ __all__ = [
     "get_tables",
     "keep_trying",
     "key_of",
+    "odata_time",
+    "row_key_prefix",
     "storage_errors",
     "table",
 ]
@@ -311,6 +315,27 @@ def _in_use(tables: Tables) -> bool:
         return get_tables() is tables
     except AhoyError:  # settings no longer valid: not the tables in use either
         return False
+
+
+@dataclass(frozen=True)
+class Expiry:
+    """Rows a store keeps for a while: where they are and the filter that finds the expired.
+    Each store declares its own (`expiries(now, settings)`); `api.retention` deletes them."""
+
+    name: str
+    table: str
+    query: str
+
+
+def row_key_prefix(prefix: str) -> str:
+    """A filter for row keys that start with `prefix` (its last character, plus one, ends the
+    range: `send-` runs to before `send.`)."""
+    end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return f"RowKey ge '{prefix}' and RowKey lt '{end}'"
+
+
+def odata_time(moment: datetime) -> str:
+    return f"datetime'{moment.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}'"
 
 
 def key_of(text: str) -> str:

@@ -43,6 +43,7 @@ param tokenTtlSeconds int
 param callTimeLimitSeconds int
 param idempotencyTtlHours int
 param retentionDays int
+param conversationDays int
 param keyVaultPurgeProtection bool
 param keyVaultNameSuffix string
 param allowedCountries string
@@ -360,6 +361,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     CALL_TIME_LIMIT_SECONDS: string(callTimeLimitSeconds)
     IDEMPOTENCY_TTL_HOURS: string(idempotencyTtlHours)
     RETENTION_DAYS: string(retentionDays)
+    CONVERSATION_DAYS: string(conversationDays)
     // Ahoy's send handlers are sync and wait on Twilio and storage: the runtime's default pool
     // (min(32, cores + 4) threads) would queue an instance's concurrent requests behind a few
     // threads, so the pool is as wide as the HTTP concurrency Flex gives the instance.

@@ -128,6 +128,11 @@ param idempotencyTtlHours int = 24
 @maxValue(3650)
 param retentionDays int = 90
 
+@description('Days a user who wrote to a number receives its replies (CONVERSATION_DAYS).')
+@minValue(1)
+@maxValue(365)
+param conversationDays int = 30
+
 // Key Vault keeps a deleted vault's name for its retention period. Purge protection forbids
 // purging it early, so `azd down` followed by `azd up` fails for 90 days: off by default (then
 // `azd down --purge` frees the name); when on, change keyVaultNameSuffix to create anew.
@@ -193,6 +198,7 @@ module app 'app.bicep' = {
     callTimeLimitSeconds: callTimeLimitSeconds
     idempotencyTtlHours: idempotencyTtlHours
     retentionDays: retentionDays
+    conversationDays: conversationDays
     keyVaultPurgeProtection: keyVaultPurgeProtection
     keyVaultNameSuffix: keyVaultNameSuffix
     allowedCountries: allowedCountries

@@ -26,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7072)
     parser.add_argument("--settings", type=Path, default=Path("local.settings.json"))
+    parser.add_argument(
+        "--sms-url",
+        help="the number's 'A message comes in' webhook (default: PUBLIC_BASE_URL/api/incomingSms)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -44,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         # With the app's shared key set, the sandbox plays an account whose Webhook Rule signs
         # every webhook with that SharedKey and HMAC-SHA256.
         webhook_shared_key=values.get("TWILIO_WEBHOOK_SHARED_KEY") or None,
+        sms_url=args.sms_url or _app_url(values, "/api/incomingSms"),
     )
     if not account.sid or not account.auth_token:
         print("sandbox: TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are needed", file=sys.stderr)
@@ -57,6 +62,11 @@ def main(argv: list[str] | None = None) -> int:
         stopped.wait()
     sandbox.stop()
     return 0
+
+
+def _app_url(values: dict[str, str], path: str) -> str | None:
+    base = values.get("PUBLIC_BASE_URL", "").rstrip("/")
+    return f"{base}{path}" if base else None
 
 
 if __name__ == "__main__":

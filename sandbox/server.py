@@ -11,6 +11,9 @@ The sandbox's own:
   POST /sandbox/key-presses    {"to": "+1…", "digits": ["1", "2"]}: what that callee presses
   POST /sandbox/fates          {"to": "+1…", "kind": "message"|"call", "status": …, "errorCode": …}:
                                how the next message or call to that number ends
+  POST /sandbox/replies        {"from": "+1…", "body": "…"}: that contact texts the app's number;
+                               the sandbox posts the signed webhook to the number's SMS URL, as
+                               Twilio does, and sends the <Message>s its TwiML answers with
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import json
 import logging
 import re
 import threading
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.resources import files
@@ -29,10 +33,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from sandbox import rest
-from sandbox.outbox import API_VERSION, Call, Fate, Message, Outbox, new_sid
+from sandbox.outbox import API_VERSION, Call, Fate, Message, Outbox, new_sid, num_segments
 from sandbox.player import MESSAGE_ERRORS, Player
 from sandbox.rest import ApiError, Form, one
-from sandbox.webhooks import Signer
+from sandbox.webhooks import Signer, signed_request
 
 log = logging.getLogger("sandbox")
 
@@ -41,6 +45,7 @@ _RESOURCE = re.compile(
     r"(?P<kind>Messages|Calls)(?:/(?P<sid>[^/]+))?\.json$"
 )
 _SID = {"Messages": re.compile(r"^(SM|MM)[0-9a-f]{32}$"), "Calls": re.compile(r"^CA[0-9a-f]{32}$")}
+_E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 FATES = {"message": {"undelivered", "failed"}, "call": {"busy", "no-answer", "failed"}}
 
 
@@ -57,6 +62,7 @@ class Account:
     numbers: frozenset[str] = frozenset({"+15005550006"})  # Twilio's valid test From
     service_sender: str = "+15005550006"
     webhook_shared_key: str | None = None  # sign webhooks with it (HMAC-SHA256), as a Rule does
+    sms_url: str | None = None  # the number's "A message comes in" webhook
 
     @property
     def owned(self) -> frozenset[str]:
@@ -218,6 +224,62 @@ class Sandbox:
         with self.outbox.lock:
             self.outbox.fates.setdefault((kind, to), []).append(Fate(status, code))
 
+    def reply(self, data: dict[str, Any]) -> dict[str, Any]:
+        """A contact texts the account's number: keep the inbound message, post Twilio's
+        webhook for it, and send what the TwiML answer says to send."""
+        sender, body = data.get("from"), data.get("body")
+        if not isinstance(sender, str) or not _E164.match(sender):
+            raise ValueError("from: an E.164 number such as +14155550177")
+        if not isinstance(body, str) or not 1 <= len(body) <= 1600:
+            raise ValueError("body: 1 to 1600 characters")
+        if self.account.sms_url is None:
+            raise ValueError("the sandbox has no SMS URL for its number (see --sms-url)")
+        number = self.account.service_sender
+        message = Message(
+            sid=new_sid("SM"),
+            account_sid=self.account.sid,
+            to=number,
+            from_=sender,
+            body=body,
+            messaging_service_sid=None,
+            media_urls=[],
+            status_callback=None,
+            direction="inbound",
+            status="received",
+        )
+        self.outbox.add_message(message)
+        params = {
+            "MessageSid": message.sid,
+            "SmsSid": message.sid,
+            "SmsMessageSid": message.sid,
+            "AccountSid": self.account.sid,
+            "From": sender,
+            "To": number,
+            "Body": body,
+            "NumMedia": "0",
+            "NumSegments": str(num_segments(body)),
+            "SmsStatus": "received",
+            "ApiVersion": API_VERSION,
+        }
+        answer = signed_request(self.account.sms_url, params, self.player.signer)
+        replies = _twiml_messages(answer.body) if answer.status == 200 else []
+        for text in replies:  # Twilio sends a reply the TwiML names, from the number written to
+            self.outbox.add_message(
+                Message(
+                    sid=new_sid("SM"),
+                    account_sid=self.account.sid,
+                    to=sender,
+                    from_=number,
+                    body=text,
+                    messaging_service_sid=None,
+                    media_urls=[],
+                    status_callback=None,
+                    direction="outbound-reply",
+                    status="sent",
+                )
+            )
+        return {"sid": message.sid, "answered": answer.status, "replies": replies}
+
     def _start_delivery(self, message: Message) -> None:
         threading.Thread(target=self.player.deliver, args=(message,), daemon=True).start()
 
@@ -241,7 +303,7 @@ def _handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             path = urlsplit(self.path).path
-            if path in ("/sandbox/key-presses", "/sandbox/fates"):
+            if path in ("/sandbox/key-presses", "/sandbox/fates", "/sandbox/replies"):
                 self._own(path)
             else:
                 self._rest("POST")
@@ -268,6 +330,9 @@ def _handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
         def _own(self, path: str) -> None:
             try:
                 data = json.loads(self._body() or b"{}")
+                if path == "/sandbox/replies":
+                    self._json(201, sandbox.reply(data))
+                    return
                 if path == "/sandbox/fates":
                     sandbox.set_fate(data)
                 else:
@@ -328,6 +393,21 @@ def _handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
             return  # request lines carry numbers in query strings
 
     return Handler
+
+
+def _twiml_messages(twiml: str) -> list[str]:
+    """The texts of the <Message>s of a MessagingResponse (none if it is not one)."""
+    try:
+        root = ET.fromstring(twiml)  # noqa: S314  # the app's answer on loopback
+    except ET.ParseError:
+        return []
+    if root.tag != "Response":
+        return []
+    texts = []
+    for message in root.iter("Message"):
+        body = message.find("Body")  # <Message><Body>…</Body></Message>, or the text itself
+        texts.append("".join((body if body is not None else message).itertext()))
+    return texts
 
 
 def _route(

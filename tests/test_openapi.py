@@ -27,6 +27,11 @@ def test_it_is_openapi_3_1_with_the_app_facing_routes() -> None:
     assert set(doc["paths"]) == {
         "/api/sendSms",
         "/api/makeCall",
+        "/api/messages",
+        "/api/calls",
+        "/api/conversations",
+        "/api/conversations/{number}",
+        "/api/conversations/{number}/read",
         "/api/messages/{sid}",
         "/api/calls/{sid}",
         "/api/token",
@@ -36,7 +41,7 @@ def test_it_is_openapi_3_1_with_the_app_facing_routes() -> None:
     operation_ids = [
         operation["operationId"] for path in doc["paths"].values() for operation in path.values()
     ]
-    assert len(set(operation_ids)) == len(operation_ids) == 8
+    assert len(set(operation_ids)) == len(operation_ids) == 13
     assert {"sendSms", "makeCall", "getMessage", "getCall"} <= set(operation_ids)
 
 

@@ -17,8 +17,9 @@ from api import clock
 from api.app_routes import get_message, send_sms
 from api.ops_routes import retention
 from api.retention import BATCH, purge
+from api.settings import get_settings
 from api.storage import table
-from api.twilio_routes import incoming_call, status
+from api.twilio_routes import incoming_call, incoming_sms, status
 from tests.support.func_requests import request, signed
 from tests.support.settings import ACCOUNT_SID, MESSAGES_URL
 from tests.support.tables import ledger_rows
@@ -124,3 +125,46 @@ def test_the_timer_function_purges_the_inbox(monkeypatch: pytest.MonkeyPatch) ->
         next(k for k in row_keys("inbox") if k.endswith("CA" + "5" * 32) and k[0].isdigit()),
         "seen-call-CA" + "5" * 32,
     ]
+
+
+@pytest.mark.usefixtures("twilio_ok")
+def test_conversations_and_the_history_go_with_the_rest(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RETENTION_DAYS", "10")
+    monkeypatch.setenv("CONVERSATION_DAYS", "3")
+    reply = [("From", "+14155550101"), ("To", "+14155550100"), ("Body", "hi")]
+    with clock_moved(-timedelta(days=11)):
+        send("old", "+14155550101")  # a thread: message, marker, thread, list row; a route
+        incoming_sms(signed("POST", "/api/incomingSms", [("MessageSid", "SM" + "7" * 32), *reply]))
+    with clock_moved(-timedelta(days=4)):
+        send("routed", "+14155550102")  # a route past CONVERSATION_DAYS, a thread still kept
+    send("new", "+14155550103")
+    assert len(row_keys("ledger", "list-")) == 3
+    assert len(row_keys("routes")) == 3
+
+    deleted = purge()
+
+    assert deleted["history items"] == 1
+    assert (deleted["conversation messages"], deleted["threads"], deleted["routes"]) == (2, 1, 2)
+    assert len(row_keys("ledger", "list-")) == 2
+    assert len(row_keys("conversations", "thread-")) == 2
+    assert len(row_keys("conversations", "recent-")) == 2
+    assert len(row_keys("conversations", "msg-")) == 2
+    assert len(row_keys("routes")) == 1
+
+
+def test_every_store_with_a_table_declares_what_it_keeps() -> None:
+    """A new store is either in retention's list or kept for a reason the README gives."""
+    import pkgutil
+    from importlib import import_module
+
+    import api
+    from api import identities, retention
+
+    stores = {
+        module
+        for info in pkgutil.iter_modules(api.__path__)
+        if hasattr(module := import_module(f"api.{info.name}"), "TABLE")
+    }
+    assert stores == {*retention.STORES, identities}  # identities: kept, as the README says
+    for store in retention.STORES:
+        assert store.expiries(clock.now(), get_settings())

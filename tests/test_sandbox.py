@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 import requests
@@ -249,3 +250,59 @@ def test_status_callbacks_are_signed_and_sequenced(sandbox: Sandbox, twiml: Twim
     assert [e["CallStatus"][0] for e in events] == ["initiated", "completed"]
     assert [e["SequenceNumber"][0] for e in events] == ["0", "1"]
     assert events[-1]["CallDuration"] == [str(call.duration)]
+
+
+# --- a contact writes ----------------------------------------------------------------------
+
+
+def test_a_contact_reply_is_posted_signed_to_the_sms_url_and_its_twiml_reply_sent(
+    sandbox: Sandbox, twiml: TwimlServer
+) -> None:
+    twiml.documents["/sms"] = (
+        "<Response><Message>Got it</Message><Message><Body>Twice</Body></Message></Response>",
+        "text/xml",
+    )
+    sandbox.account = replace(sandbox.account, sms_url=f"{twiml.url}/sms")
+    answer = requests.post(
+        f"{sandbox.url}/sandbox/replies",
+        json={"from": "+14155550177", "body": "hello there"},
+        timeout=10,
+    )
+    assert answer.status_code == 201
+    assert (answer.json()["answered"], answer.json()["replies"]) == (200, ["Got it", "Twice"])
+    [(path, form, signed)] = twiml.requests
+    assert (path, signed) == ("/sms", True)
+    assert {k: v[0] for k, v in form.items() if k in ("From", "To", "Body", "SmsStatus")} == {
+        "From": "+14155550177",
+        "To": "+15005550006",
+        "Body": "hello there",
+        "SmsStatus": "received",
+    }
+    assert form["MessageSid"][0] == answer.json()["sid"]
+    shown = requests.get(f"{sandbox.url}/sandbox/outbox.json", timeout=10).json()["messages"]
+    assert [(m["direction"], m["from"], m["body"]) for m in shown] == [
+        ("outbound-reply", "+15005550006", "Twice"),
+        ("outbound-reply", "+15005550006", "Got it"),
+        ("inbound", "+14155550177", "hello there"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [{"from": "14155550177", "body": "x"}, {"from": "+14155550177", "body": ""}, {"body": "x"}],
+)
+def test_a_reply_that_twilio_could_not_carry_is_a_400(
+    sandbox: Sandbox, twiml: TwimlServer, data: dict[str, str]
+) -> None:
+    sandbox.account = replace(sandbox.account, sms_url=f"{twiml.url}/sms")
+    answer = requests.post(f"{sandbox.url}/sandbox/replies", json=data, timeout=10)
+    assert answer.status_code == 400
+    assert twiml.requests == []
+
+
+def test_a_reply_with_no_sms_url_says_how_to_set_one(sandbox: Sandbox) -> None:
+    answer = requests.post(
+        f"{sandbox.url}/sandbox/replies", json={"from": "+14155550177", "body": "x"}, timeout=10
+    )
+    assert answer.status_code == 400
+    assert "--sms-url" in answer.json()["message"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -289,6 +291,7 @@ def test_the_outbox_page_shows_messages_and_calls_in_a_real_browser(
     assert "seen in the browser" in dom
     assert "Say: Spoken in the browser" in dom
     assert "delivered" in dom
+    assert "Reply as a contact" in dom  # the form that makes a contact write
     assert dom.index("seen in the browser") < dom.index("ahoy hoy")  # newest first
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -402,3 +405,50 @@ def test_webhooks_signed_with_a_shared_key_run_a_send_and_a_call_end_to_end(
     finally:
         host.stop()
         signing.stop()
+
+
+def test_a_contact_reply_reaches_the_user_who_wrote_and_no_one_else(
+    sandbox: Sandbox, azurite: Azurite, tmp_path: Path
+) -> None:
+    """Two servers' named keys are two callers: each writes, a contact replies from the
+    sandbox's page endpoint, and only the later writer to that contact sees it."""
+    keys = {"alice": "alice-secret-key", "bob": "bob-secret-key"}
+    hashes = ",".join(f"{n}:{hashlib.sha256(k.encode()).hexdigest()}" for n, k in keys.items())
+    host = start_app(sandbox, azurite, tmp_path, CALLER_KEYS=hashes)
+    sandbox.account = replace(sandbox.account, sms_url=f"{host.url}/api/incomingSms")
+    contact = "+14155550161"
+
+    def as_(name: str, method: str, path: str, body: Any = None) -> requests.Response:
+        headers = {"X-Ahoy-Key": keys[name]}
+        return requests.request(method, f"{host.url}{path}", json=body, headers=headers, timeout=10)
+
+    def thread(name: str) -> list[tuple[str, str]]:
+        answer = as_(name, "GET", f"/api/conversations/{contact}")
+        assert answer.status_code == 200
+        return [(m["direction"], m["body"]) for m in answer.json()["items"]]
+
+    def contact_replies(text: str) -> None:
+        answer = requests.post(
+            f"{sandbox.url}/sandbox/replies", json={"from": contact, "body": text}, timeout=10
+        )
+        assert answer.status_code == 201
+        assert answer.json()["answered"] == 200
+
+    try:
+        assert as_("alice", "POST", "/api/sendSms", {"to": contact, "body": "dinner?"}).ok
+        assert as_("bob", "POST", "/api/sendSms", {"to": "+14155550162", "body": "hi"}).ok
+        contact_replies("yes, at 7")
+        assert thread("alice") == [("in", "yes, at 7"), ("out", "dinner?")]
+        assert thread("bob") == []
+        [summary] = as_("alice", "GET", "/api/conversations").json()["items"]
+        assert (summary["number"], summary["unread"]) == (contact, 1)
+        assert as_("alice", "POST", f"/api/conversations/%2B{contact[1:]}/read").status_code == 204
+
+        assert as_("bob", "POST", "/api/sendSms", {"to": contact, "body": "me too?"}).ok
+        contact_replies("sure, bob")  # bob wrote last: the thread is his now
+        assert thread("bob") == [("in", "sure, bob"), ("out", "me too?")]
+        assert ("in", "sure, bob") not in thread("alice")
+        inbound = [m for m in sandbox.outbox.messages.values() if m.direction == "inbound"]
+        assert [m.body for m in inbound][-2:] == ["yes, at 7", "sure, bob"]
+    finally:
+        host.stop()

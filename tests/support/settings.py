@@ -62,6 +62,7 @@ OPTIONAL_SETTINGS = [
     "WEBSITE_INSTANCE_ID",
     "WEBSITE_SITE_NAME",
     "RETENTION_DAYS",
+    "CONVERSATION_DAYS",
     "AzureWebJobsStorage__tableServiceUri",
     "AzureWebJobsStorage__accountName",
     "AzureWebJobsStorage__credential",

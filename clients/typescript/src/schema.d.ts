@@ -38,6 +38,91 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's own messages, newest first */
+        get: operations["listMessages"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/calls": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's own calls, newest first */
+        get: operations["listCalls"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/conversations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's conversations, newest activity first */
+        get: operations["listConversations"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/conversations/{number}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A conversation's messages both ways, newest first */
+        get: operations["getConversation"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/conversations/{number}/read": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Mark a conversation read (its unread count becomes 0) */
+        post: operations["markConversationRead"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/messages/{sid}": {
         parameters: {
             query?: never;
@@ -129,6 +214,70 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         /**
+         * Conversation
+         * @description A thread with one number, as GET /api/conversations lists it.
+         */
+        Conversation: {
+            /**
+             * Number
+             * @description The counterpart, E.164
+             */
+            number: string;
+            /**
+             * Unread
+             * @description Messages from the counterpart since the thread was read
+             */
+            unread: number;
+            lastMessage: components["schemas"]["ConversationMessage"];
+        };
+        /**
+         * ConversationMessage
+         * @description A message of a conversation, either way.
+         */
+        ConversationMessage: {
+            /** Sid */
+            sid: string;
+            /**
+             * Direction
+             * @description in: from the counterpart; out: yours
+             * @enum {string}
+             */
+            direction: "in" | "out";
+            /** Body */
+            body: string;
+            /**
+             * At
+             * @description When Ahoy kept it (RFC 3339, UTC)
+             */
+            at: string;
+        };
+        /**
+         * ConversationMessagePage
+         * @description GET /api/conversations/{number}: the thread's messages, newest first.
+         */
+        ConversationMessagePage: {
+            /** Items */
+            items: components["schemas"]["ConversationMessage"][];
+            /**
+             * Next
+             * @description The continuation token of the next page; null: last
+             */
+            next: string | null;
+        };
+        /**
+         * ConversationPage
+         * @description GET /api/conversations: the caller's threads, newest activity first.
+         */
+        ConversationPage: {
+            /** Items */
+            items: components["schemas"]["Conversation"][];
+            /**
+             * Next
+             * @description The continuation token of the next page; null: last
+             */
+            next: string | null;
+        };
+        /**
          * MakeCallRequest
          * @description POST /api/makeCall: either `message` and/or `audioUrl`, or a TwiML `url`.
          */
@@ -196,11 +345,14 @@ export interface components {
         };
         /**
          * Record
-         * @description GET /api/messages/{sid} and /api/calls/{sid}: Twilio's latest status and the ledger's.
+         * @description A message or call of the caller's: Twilio's latest status and the ledger's.
          */
         Record: {
-            /** Sid */
-            sid: string;
+            /**
+             * Sid
+             * @description Twilio's SID; null while Twilio has not answered, or its answer was lost (state pending or unknown): find such a send by its idempotencyKey
+             */
+            sid: string | null;
             /**
              * Status
              * @description Twilio's latest status
@@ -224,6 +376,24 @@ export interface components {
             dateCreated: string;
             /** History */
             history: components["schemas"]["StatusChange"][];
+            /**
+             * Idempotencykey
+             * @description The Idempotency-Key the send was made with, if any
+             */
+            idempotencyKey: string | null;
+        };
+        /**
+         * RecordPage
+         * @description GET /api/messages and /api/calls: the caller's own, newest first.
+         */
+        RecordPage: {
+            /** Items */
+            items: components["schemas"]["Record"][];
+            /**
+             * Next
+             * @description The continuation token of the next page; null: last
+             */
+            next: string | null;
         };
         /**
          * Resource
@@ -577,6 +747,365 @@ export interface operations {
             /** @description Twilio did not answer in time: the outcome is unknown; retry with the same key. */
             504: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listMessages: {
+        parameters: {
+            query?: {
+                /** @description Items per page (1 to 100; 20 when left out). */
+                pageSize?: number;
+                /** @description The previous page's `next`. */
+                continuation?: string;
+                /** @description Up to 5, comma-separated: Twilio's latest status, or for a send Twilio never answered, Ahoy's state. One of: accepted, canceled, delivered, failed, pending, queued, read, scheduled, sending, sent, undelivered, unknown. */
+                status?: string;
+                /** @description Only sends created at or after this time. */
+                since?: string;
+            };
+            header?: {
+                /** @description The ETag of the copy the client has: 304 when it is still current. */
+                "If-None-Match"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the caller's own, newest first */
+            200: {
+                headers: {
+                    /** @description Changes whenever anything on the page may have. */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecordPage"];
+                };
+            };
+            /** @description Not modified: the client's copy is current */
+            304: {
+                headers: {
+                    /** @description Changes whenever anything on the page may have. */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No valid caller: sign in (a bearer token, or Easy Auth), or the function key is missing. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid: `errors` names each one. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Ahoy is misconfigured: `settings` names the app settings to fix. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Storage, Twilio or the identity provider is unavailable, or the daily cap is spent. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listCalls: {
+        parameters: {
+            query?: {
+                /** @description Items per page (1 to 100; 20 when left out). */
+                pageSize?: number;
+                /** @description The previous page's `next`. */
+                continuation?: string;
+                /** @description Up to 5, comma-separated: Twilio's latest status, or for a send Twilio never answered, Ahoy's state. One of: busy, canceled, completed, failed, in-progress, initiated, no-answer, pending, queued, ringing, unknown. */
+                status?: string;
+                /** @description Only sends created at or after this time. */
+                since?: string;
+            };
+            header?: {
+                /** @description The ETag of the copy the client has: 304 when it is still current. */
+                "If-None-Match"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the caller's own, newest first */
+            200: {
+                headers: {
+                    /** @description Changes whenever anything on the page may have. */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecordPage"];
+                };
+            };
+            /** @description Not modified: the client's copy is current */
+            304: {
+                headers: {
+                    /** @description Changes whenever anything on the page may have. */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No valid caller: sign in (a bearer token, or Easy Auth), or the function key is missing. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid: `errors` names each one. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Ahoy is misconfigured: `settings` names the app settings to fix. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Storage, Twilio or the identity provider is unavailable, or the daily cap is spent. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listConversations: {
+        parameters: {
+            query?: {
+                /** @description Items per page (1 to 100; 20 when left out). */
+                pageSize?: number;
+                /** @description The previous page's `next`. */
+                continuation?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller's conversations, newest activity first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationPage"];
+                };
+            };
+            /** @description No valid caller: sign in (a bearer token, or Easy Auth), or the function key is missing. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid: `errors` names each one. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Ahoy is misconfigured: `settings` names the app settings to fix. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Storage, Twilio or the identity provider is unavailable, or the daily cap is spent. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getConversation: {
+        parameters: {
+            query?: {
+                /** @description Items per page (1 to 100; 20 when left out). */
+                pageSize?: number;
+                /** @description The previous page's `next`. */
+                continuation?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The counterpart, E.164 (`+` as is, or `%2B`). */
+                number: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A conversation's messages both ways, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationMessagePage"];
+                };
+            };
+            /** @description No valid caller: sign in (a bearer token, or Easy Auth), or the function key is missing. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid: `errors` names each one. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Ahoy is misconfigured: `settings` names the app settings to fix. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Storage, Twilio or the identity provider is unavailable, or the daily cap is spent. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    markConversationRead: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The counterpart, E.164 (`+` as is, or `%2B`). */
+                number: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description read */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No valid caller: sign in (a bearer token, or Easy Auth), or the function key is missing. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or not the caller's own. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid: `errors` names each one. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Ahoy is misconfigured: `settings` names the app settings to fix. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Storage, Twilio or the identity provider is unavailable, or the daily cap is spent. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
