@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from api import app_routes, ops_routes, twilio_routes, warmup
+from api.edge import app_routes, ops_routes, twilio_routes, warmup
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(app_routes.bp)

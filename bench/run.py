@@ -175,7 +175,7 @@ import azure.functions as func
 url, signature, body = sys.argv[2], sys.argv[3], sys.argv[4].encode()
 started = time.perf_counter()
 __import__(sys.argv[1])
-from api.twilio_routes import twiml
+from api.edge.twilio_routes import twiml
 request = func.HttpRequest(
     "POST", url, body=body,
     headers={"X-Twilio-Signature": signature,
@@ -193,7 +193,7 @@ def signed_twiml_request() -> tuple[str, str, str]:
     """A sealed message flow as makeCall issues it, POSTed and signed as Twilio does."""
     from twilio.request_validator import RequestValidator
 
-    from api.sealing import seal
+    from api.core.sealing import seal
 
     token = seal(
         [("Message[0]", "Hello from Ahoy"), ("Voice", "woman")],
@@ -325,217 +325,218 @@ def warm_overhead(n: int) -> list[Row]:
     from twilio.rest import Client
     from twilio.twiml.voice_response import VoiceResponse
 
-    from api import messaging
-    from api.settings import get_settings
-    from api.twilio_service import TwilioService
+    from api.core import root
+    from api.core.settings import get_settings
+    from api.stores.twilio_service import TwilioService
     from bench.in_runtime import FLOORS, Invoker
 
     invoke = Invoker()
     transport = _in_memory_twilio()
     service = TwilioService(get_settings(), http_client=transport)
-    messaging.get_twilio_service = lambda: service  # type: ignore[assignment]
-    direct = Client(
-        ACCOUNT,
-        TOKEN,
-        ACCOUNT,
-        http_client=transport,
-        environment={"TWILIO_EDGE": "", "TWILIO_REGION": ""},
-    )
-    table = TableServiceClient.from_connection_string(
-        os.environ["AzureWebJobsStorage"]
-    ).create_table_if_not_exists("benchfloor")
-    table.upsert_entity({"PartitionKey": "p", "RowKey": "existing", "Count": 0})
-
-    def app_call(function: str, path: str, body: dict[str, Any]) -> None:
-        status, answer = invoke(
-            function,
-            path,
-            body=json.dumps(body).encode(),
-            headers={
-                "Content-Type": "application/json",
-                "Idempotency-Key": uuid.uuid4().hex,
-                "X-Ahoy-Key": "bench-server-key",
-            },
+    with root.use(twilio=service):  # Twilio in memory, through the composition root
+        direct = Client(
+            ACCOUNT,
+            TOKEN,
+            ACCOUNT,
+            http_client=transport,
+            environment={"TWILIO_EDGE": "", "TWILIO_REGION": ""},
         )
-        assert status in (200, 201), answer
+        table = TableServiceClient.from_connection_string(
+            os.environ["AzureWebJobsStorage"]
+        ).create_table_if_not_exists("benchfloor")
+        table.upsert_entity({"PartitionKey": "p", "RowKey": "existing", "Count": 0})
 
-    def floor_call(name: str, body: dict[str, Any]) -> None:
-        status, _ = invoke(
-            "floor",
-            f"/api/bench/floor/{name}",
-            body=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json", "X-Ahoy-Key": "bench-server-key"},
-            route_params={"name": name},
-        )
-        assert status == 201
-
-    def one(method: str) -> None:
-        if method == "GET":
-            table.get_entity("p", "existing")
-        elif method == "POST":
-            table.create_entity({"PartitionKey": "p", "RowKey": uuid.uuid4().hex})
-        else:
-            table.update_entity(
-                {"PartitionKey": "p", "RowKey": "existing", "Count": 1}, mode=UpdateMode.REPLACE
+        def app_call(function: str, path: str, body: dict[str, Any]) -> None:
+            status, answer = invoke(
+                function,
+                path,
+                body=json.dumps(body).encode(),
+                headers={
+                    "Content-Type": "application/json",
+                    "Idempotency-Key": uuid.uuid4().hex,
+                    "X-Ahoy-Key": "bench-server-key",
+                },
             )
+            assert status in (200, 201), answer
 
-    pool = ThreadPoolExecutor(8)
+        def floor_call(name: str, body: dict[str, Any]) -> None:
+            status, _ = invoke(
+                "floor",
+                f"/api/bench/floor/{name}",
+                body=json.dumps(body).encode(),
+                headers={"Content-Type": "application/json", "X-Ahoy-Key": "bench-server-key"},
+                route_params={"name": name},
+            )
+            assert status == 201
 
-    def floor_storage(methods: list[str]) -> Callable[[], None]:
-        """`methods` made directly: all but the last at once, then the last."""
+        def one(method: str) -> None:
+            if method == "GET":
+                table.get_entity("p", "existing")
+            elif method == "POST":
+                table.create_entity({"PartitionKey": "p", "RowKey": uuid.uuid4().hex})
+            else:
+                table.update_entity(
+                    {"PartitionKey": "p", "RowKey": "existing", "Count": 1}, mode=UpdateMode.REPLACE
+                )
 
-        def replay() -> None:
-            list(pool.map(one, methods[:-1]))
-            one(methods[-1])
+        pool = ThreadPoolExecutor(8)
 
-        return replay
+        def floor_storage(methods: list[str]) -> Callable[[], None]:
+            """`methods` made directly: all but the last at once, then the last."""
 
-    def floor_function(
-        twilio_call: Callable[[], object], storage: Callable[[], None]
-    ) -> Callable[[func.HttpRequest], func.HttpResponse]:
-        def handle(req: func.HttpRequest) -> func.HttpResponse:
-            twilio_call()
-            storage()
-            return func.HttpResponse("{}", status_code=201, mimetype="application/json")
+            def replay() -> None:
+                list(pool.map(one, methods[:-1]))
+                one(methods[-1])
 
-        return handle
+            return replay
 
-    rows: list[Row] = []
-    cases = [
-        (
-            "sendSms",
-            "send_sms",
-            "/api/sendSms",
-            {"to": "+14155551234", "body": "ahoy hoy"},
-            lambda: direct.api.v2010.account.messages.create(
-                to="+14155551234",
-                from_="+14155550100",
-                body="ahoy hoy",
-                status_callback="https://ahoy.example.net/api/status?ref=" + "0" * 32,
-            ),
-        ),
-        (
-            "makeCall",
-            "make_call",
-            "/api/makeCall",
-            {"to": "+14155551234", "message": "Hello"},
-            lambda: direct.api.v2010.account.calls.create(
-                to="+14155551234",
-                from_="+14155550100",
-                url="https://ahoy.example.net/api/twiml",
-                status_callback="https://ahoy.example.net/api/status?ref=" + "0" * 32,
-                status_callback_event=["initiated", "ringing", "answered", "completed"],
-                status_callback_method="POST",
-                time_limit=600,
-            ),
-        ),
-    ]
-    for name, function, path, body, twilio_call in cases:
-        app_call(function, path, body)  # tables exist, connections open
-        methods = _storage_round_trips(lambda: app_call(function, path, body))  # noqa: B023
-        baselines = [
+        def floor_function(
+            twilio_call: Callable[[], object], storage: Callable[[], None]
+        ) -> Callable[[func.HttpRequest], func.HttpResponse]:
+            def handle(req: func.HttpRequest) -> func.HttpResponse:
+                twilio_call()
+                storage()
+                return func.HttpResponse("{}", status_code=201, mimetype="application/json")
+
+            return handle
+
+        rows: list[Row] = []
+        cases = [
             (
-                f"3. warm {name} (in-memory Twilio, Azurite)",
-                floor_storage(methods),
-                f"Twilio call + the same {len(methods)} storage requests made directly:"
-                f" {', '.join(methods)}",
-                True,
+                "sendSms",
+                "send_sms",
+                "/api/sendSms",
+                {"to": "+14155551234", "body": "ahoy hoy"},
+                lambda: direct.api.v2010.account.messages.create(
+                    to="+14155551234",
+                    from_="+14155550100",
+                    body="ahoy hoy",
+                    status_callback="https://ahoy.example.net/api/status?ref=" + "0" * 32,
+                ),
             ),
             (
-                f"3. (for reference) warm {name} against the design's floor",
-                floor_storage(["POST", "PUT"]),
-                "Twilio call + 1 storage write before and 1 after",
-                False,
+                "makeCall",
+                "make_call",
+                "/api/makeCall",
+                {"to": "+14155551234", "message": "Hello"},
+                lambda: direct.api.v2010.account.calls.create(
+                    to="+14155551234",
+                    from_="+14155550100",
+                    url="https://ahoy.example.net/api/twiml",
+                    status_callback="https://ahoy.example.net/api/status?ref=" + "0" * 32,
+                    status_callback_event=["initiated", "ringing", "answered", "completed"],
+                    status_callback_method="POST",
+                    time_limit=600,
+                ),
             ),
         ]
-        for label, storage, described, goal in baselines:
-            FLOORS[name] = floor_function(twilio_call, storage)
-            ahoy, floor, ratio = _paired(
-                lambda: app_call(function, path, body),  # noqa: B023
-                lambda: floor_call(name, body),  # noqa: B023
-                max(5, n // 10),
-                rounds=20,
-            )
-            verdict = "<= 1.3x " + _verdict(ratio <= 1.3) if goal else ""
-            rows.append(
+        for name, function, path, body, twilio_call in cases:
+            app_call(function, path, body)  # tables exist, connections open
+            methods = _storage_round_trips(lambda: app_call(function, path, body))  # noqa: B023
+            baselines = [
                 (
-                    label,
-                    f"{ahoy * 1000:.2f} ms",
-                    f"{floor * 1000:.2f} ms ({described})",
-                    f"{ratio:.2f}x",
-                    verdict,
+                    f"3. warm {name} (in-memory Twilio, Azurite)",
+                    floor_storage(methods),
+                    f"Twilio call + the same {len(methods)} storage requests made directly:"
+                    f" {', '.join(methods)}",
+                    True,
+                ),
+                (
+                    f"3. (for reference) warm {name} against the design's floor",
+                    floor_storage(["POST", "PUT"]),
+                    "Twilio call + 1 storage write before and 1 after",
+                    False,
+                ),
+            ]
+            for label, storage, described, goal in baselines:
+                FLOORS[name] = floor_function(twilio_call, storage)
+                ahoy, floor, ratio = _paired(
+                    lambda: app_call(function, path, body),  # noqa: B023
+                    lambda: floor_call(name, body),  # noqa: B023
+                    max(5, n // 10),
+                    rounds=20,
                 )
+                verdict = "<= 1.3x " + _verdict(ratio <= 1.3) if goal else ""
+                rows.append(
+                    (
+                        label,
+                        f"{ahoy * 1000:.2f} ms",
+                        f"{floor * 1000:.2f} ms ({described})",
+                        f"{ratio:.2f}x",
+                        verdict,
+                    )
+                )
+        pool.shutdown()
+
+        url, signature, body_text = signed_twiml_request()
+        blocks, rounds = n, 40
+        path = url.removeprefix(SETTINGS["PUBLIC_BASE_URL"])
+        twiml_headers = {
+            "X-Twilio-Signature": signature,
+            "Content-Type": "application/x-www-form-urlencoded",
+        }
+        validator = RequestValidator(TOKEN)
+
+        def direct_handler(req: func.HttpRequest) -> func.HttpResponse:
+            """The floor: the same request checked and answered directly, nothing of Ahoy's."""
+            form = dict(parse_qsl(req.get_body().decode()))
+            if not validator.validate(url, form, req.headers.get("X-Twilio-Signature", "")):
+                return func.HttpResponse(status_code=403)
+            response = VoiceResponse()
+            response.say("Hello from Ahoy", voice="woman")
+            return func.HttpResponse(str(response.to_xml()), mimetype="text/xml")
+
+        FLOORS["twiml"] = direct_handler
+
+        def ours() -> bytes:
+            status, answer = invoke("twiml", path, body=body_text.encode(), headers=twiml_headers)
+            assert status == 200, answer
+            return answer
+
+        def theirs() -> bytes:
+            status, answer = invoke(
+                "async_floor",  # Ahoy's twiml is async too: both run on the loop
+                "/api/bench/async-floor/twiml",
+                body=body_text.encode(),
+                headers=twiml_headers,
+                route_params={"name": "twiml"},
             )
-    pool.shutdown()
+            assert status == 200, answer
+            return answer
 
-    url, signature, body_text = signed_twiml_request()
-    blocks, rounds = n, 40
-    path = url.removeprefix(SETTINGS["PUBLIC_BASE_URL"])
-    twiml_headers = {
-        "X-Twilio-Signature": signature,
-        "Content-Type": "application/x-www-form-urlencoded",
-    }
-    validator = RequestValidator(TOKEN)
+        def calls_only() -> None:
+            """Below the floor: only the two library calls, on a form parsed beforehand."""
+            assert validator.validate(url, bare_form, signature)
+            response = VoiceResponse()
+            response.say("Hello from Ahoy", voice="woman")
+            response.to_xml()
 
-    def direct_handler(req: func.HttpRequest) -> func.HttpResponse:
-        """The floor: the same request checked and answered directly, nothing of Ahoy's."""
-        form = dict(parse_qsl(req.get_body().decode()))
-        if not validator.validate(url, form, req.headers.get("X-Twilio-Signature", "")):
-            return func.HttpResponse(status_code=403)
-        response = VoiceResponse()
-        response.say("Hello from Ahoy", voice="woman")
-        return func.HttpResponse(str(response.to_xml()), mimetype="text/xml")
-
-    FLOORS["twiml"] = direct_handler
-
-    def ours() -> bytes:
-        status, answer = invoke("twiml", path, body=body_text.encode(), headers=twiml_headers)
-        assert status == 200, answer
-        return answer
-
-    def theirs() -> bytes:
-        status, answer = invoke(
-            "async_floor",  # Ahoy's twiml is async too: both run on the loop
-            "/api/bench/async-floor/twiml",
-            body=body_text.encode(),
-            headers=twiml_headers,
-            route_params={"name": "twiml"},
+        bare_form = dict(parse_qsl(body_text))
+        assert ours() == theirs()
+        ahoy, floor, ratio = _paired(ours, theirs, blocks, rounds)
+        ahoy_again, calls, against_calls = _paired(ours, calls_only, blocks, rounds)
+        rows.append(
+            (
+                "3. warm TwiML render (sealed flow, signature)",
+                f"{ahoy * 1e6:.0f} us",
+                f"{floor * 1e6:.0f} us"
+                " (direct handler: parse form, RequestValidator, VoiceResponse)",
+                f"{ratio:.2f}x",
+                "<= 1.5x " + _verdict(ratio <= 1.5),
+            )
         )
-        assert status == 200, answer
-        return answer
-
-    def calls_only() -> None:
-        """Below the floor: only the two library calls, on a form parsed beforehand."""
-        assert validator.validate(url, bare_form, signature)
-        response = VoiceResponse()
-        response.say("Hello from Ahoy", voice="woman")
-        response.to_xml()
-
-    bare_form = dict(parse_qsl(body_text))
-    assert ours() == theirs()
-    ahoy, floor, ratio = _paired(ours, theirs, blocks, rounds)
-    ahoy_again, calls, against_calls = _paired(ours, calls_only, blocks, rounds)
-    rows.append(
-        (
-            "3. warm TwiML render (sealed flow, signature)",
-            f"{ahoy * 1e6:.0f} us",
-            f"{floor * 1e6:.0f} us (direct handler: parse form, RequestValidator, VoiceResponse)",
-            f"{ratio:.2f}x",
-            "<= 1.5x " + _verdict(ratio <= 1.5),
+        rows.append(
+            (
+                "3. (for reference) the same against the two library calls alone, no runtime",
+                f"{ahoy_again * 1e6:.0f} us",
+                f"{calls * 1e6:.0f} us (validate on a parsed dict + VoiceResponse.to_xml)",
+                f"{against_calls:.2f}x",
+                "",
+            )
         )
-    )
-    rows.append(
-        (
-            "3. (for reference) the same against the two library calls alone, no runtime",
-            f"{ahoy_again * 1e6:.0f} us",
-            f"{calls * 1e6:.0f} us (validate on a parsed dict + VoiceResponse.to_xml)",
-            f"{against_calls:.2f}x",
-            "",
-        )
-    )
-    rows += runtime_cost(invoke, blocks, rounds)
-    invoke.close()
-    return rows
+        rows += runtime_cost(invoke, blocks, rounds)
+        invoke.close()
+        return rows
 
 
 def runtime_cost(invoke: Any, blocks: int, rounds: int) -> list[Row]:
@@ -581,17 +582,16 @@ def runtime_cost(invoke: Any, blocks: int, rounds: int) -> list[Row]:
 def connection_reuse() -> list[Row]:
     import azure.functions as func
 
-    from api import messaging
-    from api.app_routes import send_sms
-    from api.settings import get_settings
-    from api.twilio_service import TwilioService
+    from api.core import root
+    from api.core.settings import get_settings
+    from api.edge.app_routes import send_sms
+    from api.stores.twilio_service import TwilioService
     from tests.support.twilio_standin import TwilioStandIn
 
     with TwilioStandIn() as standin:
         os.environ["TWILIO_API_BASE_URL"] = standin.url
-        get_settings.cache_clear()
+        root.reset()
         service = TwilioService(get_settings())
-        messaging.get_twilio_service = lambda: service  # type: ignore[assignment]
         statuses = set()
         for _ in range(200):
             request = func.HttpRequest(
@@ -600,7 +600,8 @@ def connection_reuse() -> list[Row]:
                 body=json.dumps({"to": "+14155551234", "body": "hi"}).encode(),
                 headers={"Content-Type": "application/json", "X-Ahoy-Key": "bench-server-key"},
             )
-            statuses.add(send_sms(request).status_code)
+            with root.use(twilio=service):
+                statuses.add(send_sms(request).status_code)
         assert statuses == {201}, statuses
         sent, connections = len(standin.requests), standin.connections
     return [

@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from api.openapi import openapi_document
+from api.edge.openapi import openapi_document
 
 
 def render() -> str:

@@ -141,7 +141,7 @@ def devhost(
 @pytest.fixture
 def issuer(monkeypatch: pytest.MonkeyPatch) -> Iterator[Issuer]:
     """An OIDC issuer on loopback, and CALLER_AUTH=jwt pointed at it."""
-    from api import auth
+    from api.edge import auth
 
     with running_issuer() as running:
         monkeypatch.setenv("CALLER_AUTH", "jwt")

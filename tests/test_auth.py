@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 import responses
 
-from api import auth
-from api.app_routes import send_sms
-from api.auth import Caller, authenticate
-from api.errors import ServiceUnavailable
-from api.warmup import warmup
+from api.core.errors import ServiceUnavailable
+from api.edge import auth
+from api.edge.app_routes import send_sms
+from api.edge.auth import Caller, authenticate
+from api.edge.warmup import warmup
 from tests.support.func_requests import problem, request
 from tests.support.jwks_server import AUDIENCE, ISSUER, Issuer
 from tests.support.settings import MESSAGES_URL

@@ -12,8 +12,8 @@ import responses
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.app_routes import inbox
-from api.twilio_routes import flow_step, incoming_call, incoming_sms
+from api.edge.app_routes import inbox
+from api.edge.twilio_routes import flow_step, incoming_call, incoming_sms
 from tests.support.func_requests import problem, request, run_twiml, signed
 from tests.support.settings import MESSAGES_URL
 from tests.support.twilio_api import RECORDING, twilio_message

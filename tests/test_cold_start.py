@@ -12,8 +12,8 @@ from urllib.parse import urlencode
 
 from twilio.request_validator import RequestValidator
 
-from api.sealing import seal
-from api.settings import get_settings
+from api.core.sealing import seal
+from api.core.settings import get_settings
 from tests.support.azurite import Azurite
 from tests.support.settings import AUTH_TOKEN, BASE_SETTINGS, PUBLIC_BASE_URL
 
@@ -25,7 +25,7 @@ FRESH_PROCESS = """
 import asyncio, inspect, json, sys
 import azure.functions as func
 import function_app
-from api import twilio_routes
+from api.edge import twilio_routes
 handler = getattr(twilio_routes, sys.argv[1])
 url, signature, body = sys.argv[2:5]
 response = handler(func.HttpRequest("POST", url, body=body.encode(), headers={

@@ -12,15 +12,17 @@ import azure.functions as func
 import pytest
 import responses
 
-from api import clock, conversations
-from api.app_routes import (
+from api.core import clock
+from api.edge.app_routes import (
     admin_inbox,
     get_conversation,
     list_conversations,
     read_conversation,
     send_sms,
 )
-from api.twilio_routes import incoming_sms
+from api.edge.twilio_routes import incoming_sms
+from api.stores import conversations
+from tests.support.clock import moved
 from tests.support.func_requests import problem, request, signed
 from tests.support.settings import MESSAGES_URL
 from tests.support.twilio_api import twilio_message
@@ -117,9 +119,8 @@ def test_a_conversation_ends_after_conversation_days(
 ) -> None:
     monkeypatch.setenv("CONVERSATION_DAYS", "2")
     write(twilio, 1, "user-1")
-    start = clock.now()
-    monkeypatch.setattr(clock, "now", lambda: start + timedelta(days=2, minutes=1))
-    reply(100, "late")
+    with moved(timedelta(days=2, minutes=1)):
+        reply(100, "late")
     assert inbox_bodies() == ["late"]
     assert messages("user-1") == [("out", "out 1")]
 

@@ -8,7 +8,7 @@ import azure.functions as func
 import pytest
 import responses
 
-from api.app_routes import make_call, send_sms
+from api.edge.app_routes import make_call, send_sms
 from tests.support.func_requests import problem, request
 from tests.support.settings import CALLS_URL, MESSAGES_URL
 from tests.support.twilio_api import twilio_call, twilio_message

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from api.ops_routes import health
+from api.edge.ops_routes import health
 from tests.support.func_requests import request
 from tests.support.settings import BASE_SETTINGS
 
@@ -93,7 +93,7 @@ def test_storage_that_hangs_is_503_within_the_check_timeout() -> None:
 def test_anonymous_health_checks_cannot_load_storage_or_hold_threads(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from api import health as health_module
+    from api.services import health as health_module
 
     pings: list[float] = []
     real_ping = health_module.get_tables().ping

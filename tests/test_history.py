@@ -13,10 +13,12 @@ import pytest
 import requests
 import responses
 
-from api import clock, ledger
-from api.app_routes import list_calls, list_messages, make_call, send_sms
-from api.twilio_routes import status
+from api.core import clock
+from api.edge.app_routes import list_calls, list_messages, make_call, send_sms
+from api.edge.twilio_routes import status
+from api.stores import ledger
 from tests.support.azurite import Azurite
+from tests.support.clock import at
 from tests.support.fleet import connection_string
 from tests.support.func_requests import problem, request, signed
 from tests.support.settings import CALLS_URL, MESSAGES_URL, reset_caches
@@ -107,8 +109,8 @@ def test_status_and_since_filter_the_history(
 ) -> None:
     start = clock.now()
     send(twilio, 0)
-    monkeypatch.setattr(clock, "now", lambda: start + timedelta(hours=2))
-    send(twilio, 1)
+    with at(start + timedelta(hours=2)):
+        send(twilio, 1)
     [first] = [row for row in ledger_rows() if row.sid == sid(0)]
     callback(first.ref, 0, "delivered")
     assert [i["sid"] for i in page("/api/messages?status=delivered")["items"]] == [sid(0)]

@@ -14,18 +14,18 @@ import azure.functions as func
 import pytest
 import responses
 
-from api import auth
-from api.app_routes import admin_inbox, make_call, send_sms
-from api.auth import authenticate
-from api.errors import (
+from api.core.errors import (
     ConfigurationError,
     NotAuthenticated,
     ServiceUnavailable,
     UpstreamUnreachable,
 )
-from api.settings import Settings, get_settings
-from api.twilio_routes import flow_step, status
-from api.twilio_service import get_twilio_service
+from api.core.settings import Settings, get_settings
+from api.edge import auth
+from api.edge.app_routes import admin_inbox, make_call, send_sms
+from api.edge.auth import authenticate
+from api.edge.twilio_routes import flow_step, status
+from api.stores.twilio_service import get_twilio_service
 from tests.support.func_requests import problem, request, run_twiml, signed
 from tests.support.jwks_server import Issuer
 from tests.support.settings import ACCOUNT_SID, BASE_SETTINGS
@@ -186,7 +186,7 @@ def test_a_message_too_long_once_sealed_is_422_and_nothing_is_sent(
 
 @pytest.mark.usefixtures("storage")
 def test_a_caller_whose_id_looks_like_a_digest_never_gets_another_callers_identity() -> None:
-    from api.identities import identity_for
+    from api.stores.identities import identity_for
 
     victim = "alice@example.com"
     victims_identity = identity_for(victim)
@@ -196,7 +196,7 @@ def test_a_caller_whose_id_looks_like_a_digest_never_gets_another_callers_identi
 
 @pytest.mark.usefixtures("storage")
 def test_an_unregistered_digest_identity_is_nobody() -> None:
-    from api.twilio_routes import voice
+    from api.edge.twilio_routes import voice
 
     form = [("CallSid", "CA" + "3" * 32), ("From", "client:u_" + "0" * 48), ("To", "+14155551234")]
     answer = voice(signed("POST", "/api/voice", form)).get_body().decode()

@@ -13,9 +13,10 @@ import pytest
 import requests
 import responses
 
-from api import clock, ledger
-from api.app_routes import make_call, send_sms
-from tests.support.clock import later
+from api.core import clock
+from api.edge.app_routes import make_call, send_sms
+from api.stores import ledger
+from tests.support.clock import later, moved
 from tests.support.func_requests import problem, request
 from tests.support.settings import CALLS_URL, FROM_NUMBER, MESSAGES_URL
 from tests.support.tables import ledger_rows
@@ -98,9 +99,8 @@ def test_keys_expire(twilio: responses.RequestsMock, monkeypatch: pytest.MonkeyP
     twilio.post(MESSAGES_URL, json=twilio_message(), status=201)
     twilio.post(MESSAGES_URL, json=twilio_message(sid="SM" + "d" * 32), status=201)
     post_sms("k-5")
-    later = clock.now() + timedelta(hours=1, minutes=1)
-    monkeypatch.setattr(clock, "now", lambda: later)
-    response = post_sms("k-5")
+    with moved(timedelta(hours=1, minutes=1)):
+        response = post_sms("k-5")
     assert response.status_code == 201
     assert response.headers.get("Idempotent-Replayed") is None
     assert len(twilio.calls) == 2
@@ -209,7 +209,7 @@ def test_429_then_success_sends_one_message_after_retry_after(
     twilio: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     waits: list[float] = []
-    monkeypatch.setattr("api.twilio_service.time.sleep", waits.append)
+    monkeypatch.setattr("api.stores.twilio_service.time.sleep", waits.append)
     twilio.post(
         MESSAGES_URL, json=twilio_error(429, 20429), status=429, headers={"Retry-After": "2"}
     )
@@ -223,7 +223,7 @@ def test_429_then_success_sends_one_message_after_retry_after(
 def test_429_that_persists_is_503_and_the_key_is_free_again(
     twilio: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("api.twilio_service.time.sleep", lambda _: None)
+    monkeypatch.setattr("api.stores.twilio_service.time.sleep", lambda _: None)
     for _ in range(3):
         twilio.post(
             MESSAGES_URL, json=twilio_error(429, 20429), status=429, headers={"Retry-After": "7"}
@@ -271,17 +271,16 @@ def sid_of(response: func.HttpResponse) -> str:
 def test_an_expired_key_sends_anew_and_the_first_send_stays_on_record(
     twilio: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from api.app_routes import get_message
+    from api.edge.app_routes import get_message
 
     monkeypatch.setenv("IDEMPOTENCY_TTL_HOURS", "1")
     twilio.post(MESSAGES_URL, json=twilio_message(), status=201)
     twilio.post(MESSAGES_URL, json=twilio_message(sid="SM" + "d" * 32), status=201)
     first = post_sms("k-again")
-    later = clock.now() + timedelta(hours=1, minutes=1)
-    monkeypatch.setattr(clock, "now", lambda: later)
-    second = post_sms("k-again")
+    with moved(timedelta(hours=1, minutes=1)):
+        second = post_sms("k-again")
+        again = post_sms("k-again")
     assert (sid_of(first), sid_of(second)) == (SID, "SM" + "d" * 32)
-    again = post_sms("k-again")
     assert (sid_of(again), again.headers.get("Idempotent-Replayed")) == ("SM" + "d" * 32, "true")
     assert len(twilio.calls) == 2
     assert sorted(row.sid or "" for row in ledger_rows()) == [SID, "SM" + "d" * 32]
@@ -294,7 +293,7 @@ def test_keys_whose_hashes_begin_alike_are_told_apart(
     twilio: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A reference holds only the start of a key's hash; the row holds all of it."""
-    from api import idempotency
+    from api.stores import idempotency
 
     monkeypatch.setattr(idempotency, "HASH_CHARS", 1)  # so that two keys share a start
     stems: dict[str, str] = {}
@@ -320,8 +319,8 @@ def test_keys_whose_hashes_begin_alike_are_told_apart(
 def killed_after_twilio_accepted(kind: str, body: dict[str, Any], key: str) -> ledger.Row:
     """The storage state a send leaves when its process dies after Twilio accepted it and its
     status callbacks are lost: the key claimed by a pending row, no SID, no answer."""
-    from api import idempotency
-    from api.models import MakeCallRequest, SendSmsRequest
+    from api.core.models import MakeCallRequest, SendSmsRequest
+    from api.stores import idempotency
 
     model = SendSmsRequest if kind == "sms" else MakeCallRequest
     canonical = model.model_validate(body).model_dump_json(by_alias=True)

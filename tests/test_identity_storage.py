@@ -18,7 +18,7 @@ from azure.core.credentials import AccessToken
 from azure.core.exceptions import HttpResponseError
 from azure.data.tables import TableServiceClient
 
-from api.app_routes import get_message, send_sms
+from api.edge.app_routes import get_message, send_sms
 from tests.support.azurite import Azurite
 from tests.support.func_requests import request
 from tests.support.identity import (

@@ -10,9 +10,9 @@ from urllib.parse import urlencode
 import pytest
 import responses
 
-from api.inbound import is_keyword
-from api.storage import table
-from api.twilio_routes import flow_step, incoming_call, incoming_sms
+from api.edge.twilio_routes import flow_step, incoming_call, incoming_sms
+from api.services.inbound import is_keyword
+from api.stores.storage import table
 from tests.support.func_requests import signed
 from tests.support.settings import MESSAGES_URL
 from tests.support.twilio_api import RECORDING, twilio_message

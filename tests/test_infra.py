@@ -19,7 +19,7 @@ import pytest
 import yaml
 from pycep import BicepParser
 
-from api.settings import Settings
+from api.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 INFRA = ROOT / "infra"
@@ -157,7 +157,7 @@ def test_the_app_starts_on_the_settings_the_template_writes() -> None:
 
 
 def test_every_setting_the_code_requires_is_in_the_template() -> None:
-    from api.errors import ConfigurationError
+    from api.core.errors import ConfigurationError
 
     with pytest.raises(ConfigurationError) as nothing_set:
         Settings.from_environ({})

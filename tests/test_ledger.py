@@ -12,9 +12,9 @@ import requests
 import responses
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
-from api.app_routes import get_call, get_message, make_call, send_sms
-from api.storage import table
-from api.twilio_routes import status
+from api.edge.app_routes import get_call, get_message, make_call, send_sms
+from api.edge.twilio_routes import status
+from api.stores.storage import table
 from tests.support.azurite import Azurite
 from tests.support.func_requests import problem, request, signed
 from tests.support.settings import ACCOUNT_SID, CALLS_URL, MESSAGES_URL, reset_caches

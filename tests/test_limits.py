@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 
 import azure.functions as func
 import pytest
 import responses
 
-from api.app_routes import send_sms
+from api.edge.app_routes import send_sms
+from tests.support.clock import at
 from tests.support.func_requests import problem, request
 from tests.support.settings import MESSAGES_URL
 from tests.support.tables import ledger_rows
@@ -23,12 +25,12 @@ def post(to: str = "+14155551234", caller: str = "user-1", key: str = "") -> fun
 
 
 @pytest.fixture(autouse=True)
-def mid_minute(monkeypatch: pytest.MonkeyPatch) -> None:
+def mid_minute() -> Iterator[None]:
     """Hold the clock mid-minute, so no window rolls over during a test."""
-    from api import clock
+    from api.core import clock
 
-    frozen = clock.now().replace(second=30)
-    monkeypatch.setattr(clock, "now", lambda: frozen)
+    with at(clock.now().replace(second=30)):
+        yield
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ import azure.functions as func
 import pytest
 import responses
 
-from api.app_routes import make_call
-from api.sealing import unseal
-from api.settings import get_settings
+from api.core.sealing import unseal
+from api.core.settings import get_settings
+from api.edge.app_routes import make_call
 from tests.support.func_requests import problem, request, sent_form
 from tests.support.settings import CALLS_URL, FROM_NUMBER, PUBLIC_BASE_URL
 from tests.support.twilio_api import twilio_call, twilio_error

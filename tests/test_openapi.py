@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import responses
 
-from api.app_routes import openapi, send_sms
-from api.models import Problem
+from api.core.models import Problem
+from api.edge.app_routes import openapi, send_sms
 from tests.support.func_requests import request
 
 

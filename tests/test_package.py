@@ -16,6 +16,8 @@ import pytest
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
+# api/ and its layers' packages, as the source tree has them.
+PRODUCT_MODULES = {p.relative_to(ROOT).as_posix() for p in (ROOT / "api").rglob("*.py")}
 sys.path.insert(0, str(ROOT / "scripts"))
 import package  # noqa: E402  # scripts/package.py
 
@@ -78,9 +80,7 @@ def clean_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_zip_holds_the_app_at_its_root_and_nothing_else(unpacked: Path) -> None:
     files = {p.relative_to(unpacked).as_posix() for p in unpacked.rglob("*") if p.is_file()}
     assert {"function_app.py", "host.json", "requirements.txt", "api/__init__.py"} <= files
-    assert {f for f in files if f.startswith("api/")} == {
-        f"api/{p.name}" for p in (ROOT / "api").glob("*.py")
-    }
+    assert {f for f in files if f.startswith("api/")} == PRODUCT_MODULES
     assert not [f for f in files if f.startswith(NEVER_SHIPPED) or "__pycache__" in f]
     assert not [f for f in files if f.endswith((".pyc", ".md", ".toml"))]
 
@@ -135,7 +135,7 @@ def test_pip_install_dot_installs_the_product_only(clean_venv: Path, tmp_path: P
     ).stdout
     installed = json.loads(report)
     product = {f for f in installed["files"] if ".dist-info/" not in f and "__pycache__" not in f}
-    assert product == {"function_app.py"} | {f"api/{p.name}" for p in (ROOT / "api").glob("*.py")}
+    assert product == {"function_app.py"} | PRODUCT_MODULES
     lines = (ROOT / "requirements.txt").read_text().splitlines()
     required = [Requirement(line) for line in lines if line and not line.startswith("#")]
     assert [Requirement(r) for r in installed["requires"]] == required
@@ -146,7 +146,7 @@ def _imported_modules() -> set[str]:
     import ast
 
     found: set[str] = set()
-    for path in [*(ROOT / "api").glob("*.py"), ROOT / "function_app.py"]:
+    for path in [*(ROOT / "api").rglob("*.py"), ROOT / "function_app.py"]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 found.update(alias.name for alias in node.names)

@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 
-from api.call_twiml import build_message_twiml, message_params, parse_message_flow
-from api.errors import InvalidSignature
-from api.phone import parse_e164
-from api.sealing import SealRejected, seal, unseal
-from api.settings import E164
-from api.signatures import verify_twilio_request
+from api.core.call_twiml import build_message_twiml, message_params, parse_message_flow
+from api.core.errors import InvalidSignature
+from api.core.phone import parse_e164
+from api.core.sealing import SealRejected, seal, unseal
+from api.core.settings import E164
+from api.edge.signatures import verify_twilio_request
 from tests.support.func_requests import request
 from tests.support.settings import AUTH_TOKEN, PUBLIC_BASE_URL
 

@@ -13,13 +13,14 @@ import pytest
 import responses
 from azure.functions.timer import TimerRequest
 
-from api import clock
-from api.app_routes import get_message, send_sms
-from api.ops_routes import retention
-from api.retention import BATCH, purge
-from api.settings import get_settings
-from api.storage import table
-from api.twilio_routes import incoming_call, incoming_sms, status
+from api.core import clock
+from api.core.settings import get_settings
+from api.edge.app_routes import get_message, send_sms
+from api.edge.ops_routes import retention
+from api.edge.twilio_routes import incoming_call, incoming_sms, status
+from api.services.retention import BATCH, purge
+from api.stores.storage import table
+from tests.support.clock import moved
 from tests.support.func_requests import request, signed
 from tests.support.settings import ACCOUNT_SID, MESSAGES_URL
 from tests.support.tables import ledger_rows
@@ -30,9 +31,7 @@ pytestmark = pytest.mark.usefixtures("storage")
 
 @contextmanager
 def clock_moved(by: timedelta) -> Iterator[None]:
-    moment = clock.now() + by
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(clock, "now", lambda: moment)
+    with moved(by):
         yield
 
 
@@ -158,12 +157,13 @@ def test_every_store_with_a_table_declares_what_it_keeps() -> None:
     from importlib import import_module
 
     import api
-    from api import identities, retention
+    from api.services import retention
+    from api.stores import identities
 
     stores = {
         module
-        for info in pkgutil.iter_modules(api.__path__)
-        if hasattr(module := import_module(f"api.{info.name}"), "TABLE")
+        for info in pkgutil.walk_packages(api.__path__, "api.")
+        if hasattr(module := import_module(info.name), "TABLE")
     }
     assert stores == {*retention.STORES, identities}  # identities: kept, as the README says
     for store in retention.STORES:

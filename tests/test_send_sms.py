@@ -9,7 +9,7 @@ import pytest
 import requests
 import responses
 
-from api.app_routes import send_sms
+from api.edge.app_routes import send_sms
 from tests.support.func_requests import problem, request, sent_form
 from tests.support.settings import FROM_NUMBER, MESSAGES_URL
 from tests.support.twilio_api import twilio_error, twilio_message
@@ -228,14 +228,14 @@ def test_connection_failure_is_502(twilio: responses.RequestsMock) -> None:
 
 
 def test_client_uses_explicit_timeouts() -> None:
-    from api.twilio_service import CONNECT_TIMEOUT_SECONDS, get_twilio_service
+    from api.stores.twilio_service import CONNECT_TIMEOUT_SECONDS, get_twilio_service
 
     http_client = get_twilio_service()._client.http_client
     assert http_client.timeout == (CONNECT_TIMEOUT_SECONDS, pytest.approx(10.0))
 
 
 def test_one_client_serves_every_invocation(twilio: responses.RequestsMock) -> None:
-    from api.twilio_service import get_twilio_service
+    from api.stores.twilio_service import get_twilio_service
 
     twilio.post(MESSAGES_URL, json=twilio_message(), status=201)
     twilio.post(MESSAGES_URL, json=twilio_message(), status=201)

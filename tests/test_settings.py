@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from api.app_routes import send_sms
-from api.errors import ConfigurationError
-from api.settings import Settings, get_settings
+from api.core.errors import ConfigurationError
+from api.core.settings import Settings, get_settings
+from api.edge.app_routes import send_sms
 from tests.support.func_requests import problem, request, run_twiml
 from tests.support.settings import AUTH_TOKEN, BASE_SETTINGS
 

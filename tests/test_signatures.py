@@ -45,7 +45,7 @@ def form_request(url: str, params: list[tuple[str, str]], signature: str | None)
 
 
 def verify(req: object) -> None:
-    from api.signatures import verify_twilio_request
+    from api.edge.signatures import verify_twilio_request
 
     verify_twilio_request(req)  # type: ignore[arg-type]
 
@@ -65,14 +65,14 @@ def test_the_published_vector_validates_against_the_public_url(vector_app: None)
     ],
 )
 def test_altered_params_fail(vector_app: None, params: list[tuple[str, str]]) -> None:
-    from api.errors import InvalidSignature
+    from api.core.errors import InvalidSignature
 
     with pytest.raises(InvalidSignature):
         verify(form_request("http://x/myapp.php?foo=1&bar=2", params, VECTOR_SIGNATURE))
 
 
 def test_an_altered_query_string_fails(vector_app: None) -> None:
-    from api.errors import InvalidSignature
+    from api.core.errors import InvalidSignature
 
     with pytest.raises(InvalidSignature):
         verify(form_request("http://x/myapp.php?foo=2&bar=2", VECTOR_PARAMS, VECTOR_SIGNATURE))
@@ -85,7 +85,7 @@ def test_the_published_json_vector_validates_with_its_body_hash(vector_app: None
 
 
 def test_a_forged_json_body_fails_even_with_a_valid_url_signature(vector_app: None) -> None:
-    from api.errors import InvalidSignature
+    from api.core.errors import InvalidSignature
 
     url = f"http://x/myapp.php?foo=1&bar=2&bodySHA256={VECTOR_JSON_HASH}"
     headers = {"Content-Type": "application/json", "X-Twilio-Signature": VECTOR_JSON_SIGNATURE}
@@ -190,7 +190,7 @@ def call_route(name: str, req: object) -> int:
     import asyncio
     import inspect
 
-    from api import twilio_routes
+    from api.edge import twilio_routes
 
     handler = getattr(twilio_routes, name)
     answer = handler(req)

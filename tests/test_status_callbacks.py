@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import responses
 
-from api.app_routes import get_call, get_message, make_call, send_sms
-from api.twilio_routes import status
+from api.edge.app_routes import get_call, get_message, make_call, send_sms
+from api.edge.twilio_routes import status
 from tests.support.func_requests import problem, request, signed
 from tests.support.settings import ACCOUNT_SID, CALLS_URL, MESSAGES_URL
 from tests.support.tables import ledger_rows

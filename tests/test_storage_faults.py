@@ -15,9 +15,10 @@ import requests
 import responses
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
-from api import clock, idempotency, ledger
-from api.app_routes import send_sms
-from api.models import SendSmsRequest
+from api.core import clock
+from api.core.models import SendSmsRequest
+from api.edge.app_routes import send_sms
+from api.stores import idempotency, ledger
 from tests.support.azurite import Azurite
 from tests.support.clock import later
 from tests.support.fleet import connection_string
@@ -321,7 +322,7 @@ def test_an_outage_under_load_keeps_one_background_worker_and_frees_every_key(
 ) -> None:
     import threading
 
-    from api.storage import KEEP_TRYING_THREAD
+    from api.stores.storage import KEEP_TRYING_THREAD
 
     twilio_accepts(twilio_via_proxy)
     keys = [f"outage-{i}" for i in range(30)]

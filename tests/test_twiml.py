@@ -8,8 +8,8 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
-from api.sealing import seal
-from api.settings import get_settings
+from api.core.sealing import seal
+from api.core.settings import get_settings
 from tests.support.func_requests import run_twiml, signed
 
 DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
@@ -118,7 +118,7 @@ def test_garbage_flows_hang_up(garbage: str) -> None:
 
 
 def test_flow_expiry_is_enforced_at_open_time() -> None:
-    from api.sealing import SealRejected, unseal
+    from api.core.sealing import SealRejected, unseal
 
     key = get_settings().flow_key.get()
     token = seal([("Message[0]", "hi")], caller="u", ttl_seconds=60, key=key)

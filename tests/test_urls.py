@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import responses
 
-from api.app_routes import make_call, send_sms
-from api.settings import get_settings
-from api.twilio_routes import flow_step
-from api.urls import is_allowed_twiml_url, is_public_https_url
+from api.core.settings import get_settings
+from api.core.urls import is_allowed_twiml_url, is_public_https_url
+from api.edge.app_routes import make_call, send_sms
+from api.edge.twilio_routes import flow_step
 from tests.support.func_requests import problem, request, run_twiml, signed
 
 APOLOGY = "Sorry, this call cannot be completed."

@@ -10,9 +10,9 @@ import azure.functions as func
 import jwt
 import pytest
 
-from api.app_routes import get_call, token
-from api.identities import identity_for
-from api.twilio_routes import voice
+from api.edge.app_routes import get_call, token
+from api.edge.twilio_routes import voice
+from api.stores.identities import identity_for
 from tests.support.func_requests import problem, request, run_twiml, signed
 from tests.support.settings import (
     ACCOUNT_SID,
@@ -202,7 +202,7 @@ def test_a_number_is_dialled_from_the_apps_number_with_a_ledger_row() -> None:
 
 
 def test_the_call_is_the_callers_once_twilio_reports_it() -> None:
-    from api.twilio_routes import status
+    from api.edge.twilio_routes import status
 
     place("+14155551234")
     [row] = ledger_rows()

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import timedelta
+from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime, timedelta
 
-import pytest
-
-from api import clock
+from api.core import clock, root
 
 
 @contextmanager
-def later(minutes: int = 3) -> Iterator[None]:
-    """Past the time any request can still be working on a send (messaging.IN_FLIGHT_LIMIT)."""
-    moment = clock.now() + timedelta(minutes=minutes)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(clock, "now", lambda: moment)
+def at(moment: datetime) -> Iterator[None]:
+    """Ahoy's clock stopped at `moment` for the block (the composition root's clock)."""
+    with root.use(clock=lambda: moment):
         yield
+
+
+@contextmanager
+def moved(by: timedelta) -> Iterator[None]:
+    """Ahoy's clock `by` from now, stopped there, for the block."""
+    with at(clock.now() + by):
+        yield
+
+
+def later(minutes: int = 3) -> AbstractContextManager[None]:
+    """Past the time any request can still be working on a send (sending.IN_FLIGHT_LIMIT)."""
+    return moved(timedelta(minutes=minutes))

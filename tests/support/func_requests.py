@@ -87,7 +87,7 @@ def sent_form(call: Any) -> dict[str, list[str]]:
 
 def run_twiml(req: func.HttpRequest) -> func.HttpResponse:
     """Await the async /api/twiml function, as the worker's event loop does."""
-    from api.twilio_routes import twiml
+    from api.edge.twilio_routes import twiml
 
     response: func.HttpResponse = asyncio.run(twiml(req))
     return response

@@ -87,10 +87,6 @@ JWT_SHAPE = re.compile(r"eyJ[\w-]{8,}\.[\w-]{8,}\.")
 
 def reset_caches() -> None:
     """Forget the process's settings, Twilio client and tables (after changing settings)."""
-    from api.settings import get_settings
-    from api.storage import get_tables
-    from api.twilio_service import get_twilio_service
+    from api.core import root
 
-    get_settings.cache_clear()
-    get_twilio_service.cache_clear()
-    get_tables.cache_clear()
+    root.reset()

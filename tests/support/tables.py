@@ -5,12 +5,12 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from api.storage import KEEP_TRYING_THREAD, table
+from api.stores.storage import KEEP_TRYING_THREAD, table
 
 
 def ledger_rows() -> list[Any]:
     """Every send row in this test's ledger table (read straight from Azurite)."""
-    from api.ledger import SEND, TABLE, Row
+    from api.stores.ledger import SEND, TABLE, Row
 
     rows = table(TABLE).query_entities(f"RowKey ge '{SEND}' and RowKey lt 'send.'")
     return [Row.from_entity(e) for e in rows]

@@ -306,7 +306,7 @@ export interface components {
         };
         /**
          * Problem
-         * @description RFC 9457 problem details, as every Ahoy error is answered (see api/problems.py).
+         * @description RFC 9457 problem details, as every Ahoy error is answered (see api/core/problems.py).
          */
         Problem: {
             /**

@@ -1,0 +1,1 @@
+"""The services: what each route does, built from the stores."""

@@ -1,0 +1,108 @@
+"""What the app asks to send: an SMS or a call, checked and shaped for Twilio, then handed
+to the send (`api.services.sending`), which owns admission, the key, Twilio's answer and the record.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from api.core import clock, sealing
+from api.core.answers import Answer
+from api.core.call_twiml import message_params
+from api.core.errors import FieldError, ValidationFailed
+from api.core.models import MakeCallRequest, SendSmsRequest
+from api.core.phone import DestinationPolicy
+from api.core.settings import get_settings
+from api.core.urls import is_allowed_twiml_url
+from api.services.sending import Send, hash_text
+from api.stores import conversations, ledger
+from api.stores.twilio_service import Created, get_twilio_service
+
+log = logging.getLogger("ahoy.messaging")
+
+MAX_TWILIO_URL = 4000  # the longest Url Twilio's Calls API takes
+
+
+def send_sms(caller_id: str, request: SendSmsRequest, key: str | None) -> Answer:
+    send = Send(caller_id, "sms", request.model_dump_json(by_alias=True), key)
+    settings = get_settings()
+    if request.from_ is not None and request.from_ != settings.twilio_from_number:
+        raise ValidationFailed(
+            [FieldError("from", "must be this app's number (TWILIO_FROM_NUMBER) or left out")]
+        )
+    DestinationPolicy.from_settings(settings).check(request.to)
+    service_sid = settings.twilio_messaging_service_sid if request.from_ is None else None
+    from_ = None if service_sid else settings.twilio_from_number
+    row = ledger.new_row(
+        caller_id, "sms", request.to, from_ or service_sid, body_hash=hash_text(request.body)
+    )
+
+    def create(status_callback: str) -> Created:
+        return get_twilio_service().send_sms(
+            to=request.to,
+            body=request.body,
+            from_=from_,
+            messaging_service_sid=service_sid,
+            media_urls=list(request.media_url),
+            status_callback=status_callback,
+        )
+
+    thread: list[conversations.Thread] = []
+
+    def converse(created: Created) -> list[Callable[[], object]]:
+        """The user owns the conversation with `to` now; the message is in their thread."""
+        message = conversations.Message(created.sid, "out", request.body)
+        return [
+            lambda: conversations.claim(caller_id, request.to, clock.now()),
+            lambda: conversations.add(caller_id, request.to, message, *thread),
+        ]
+
+    def read_thread() -> None:  # with admission: one round trip less after Twilio
+        thread.append(conversations.read_thread(caller_id, request.to))
+
+    return send.run(row, create, (read_thread, converse))
+
+
+def make_call(caller_id: str, request: MakeCallRequest, key: str | None) -> Answer:
+    send = Send(caller_id, "call", request.model_dump_json(by_alias=True), key)
+    settings = get_settings()
+    DestinationPolicy.from_settings(settings).check(request.to)
+    if request.url is not None:
+        if not is_allowed_twiml_url(request.url, settings):
+            raise ValidationFailed([FieldError("url", "host is not listed in ALLOWED_TWIML_HOSTS")])
+        url = request.url
+    else:
+        items = [item for item in (request.message, request.audio_url) if item]
+        params = message_params(
+            items, voice=request.voice, language=request.language, loop=request.loop
+        )
+        token = sealing.seal(
+            params,
+            caller=caller_id,
+            ttl_seconds=settings.flow_ttl_seconds,
+            key=settings.flow_key.get(),
+        )
+        url = f"{settings.public_base_url}/api/twiml?flow={token}"
+        if len(url) > MAX_TWILIO_URL:  # sealing grows the text: non-ASCII text up to 9 times
+            raise ValidationFailed(
+                [
+                    FieldError(
+                        "message",
+                        "is too long once sealed: Twilio takes URLs of at most "
+                        f"{MAX_TWILIO_URL} characters",
+                    )
+                ]
+            )
+    row = ledger.new_row(caller_id, "call", request.to, settings.twilio_from_number)
+
+    def create(status_callback: str) -> Created:
+        return get_twilio_service().make_call(
+            to=request.to,
+            from_=settings.twilio_from_number,
+            url=url,
+            status_callback=status_callback,
+            time_limit=settings.call_time_limit_seconds,
+        )
+
+    return send.run(row, create)
