@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -452,3 +454,36 @@ def test_a_contact_reply_reaches_the_user_who_wrote_and_no_one_else(
         assert [m.body for m in inbound][-2:] == ["yes, at 7", "sure, bob"]
     finally:
         host.stop()
+
+
+def test_the_readmes_jwt_try_out_works_with_the_dev_issuer(
+    sandbox: Sandbox, azurite: Azurite, tmp_path: Path
+) -> None:
+    """CALLER_AUTH=jwt locally, as the README says: scripts/dev_issuer.py mints the tokens."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import dev_issuer  # scripts/dev_issuer.py
+
+    issuer = dev_issuer.serve("127.0.0.1", 0)
+    threading.Thread(target=issuer.serve_forever, daemon=True).start()
+    origin = dev_issuer.settings(issuer)["OIDC_ISSUER"]
+    host = start_app(sandbox, azurite, tmp_path, DEV_PRINCIPAL="", **dev_issuer.settings(issuer))
+
+    def as_(user: str | None, method: str, path: str, body: Any = None) -> requests.Response:
+        headers = {}
+        if user is not None:
+            token = requests.get(f"{origin}/token?sub={user}", timeout=10).text
+            headers["Authorization"] = f"Bearer {token}"
+        return requests.request(method, f"{host.url}{path}", json=body, headers=headers, timeout=10)
+
+    try:
+        sent = as_("alice", "POST", "/api/sendSms", {"to": "+14155550171", "body": "hi"})
+        assert sent.status_code == 201
+        assert [m["sid"] for m in as_("alice", "GET", "/api/messages").json()["items"]] == [
+            sent.json()["sid"]
+        ]
+        assert as_("bob", "GET", "/api/messages").json()["items"] == []
+        refused = as_(None, "GET", "/api/messages")
+        assert (refused.status_code, refused.headers["WWW-Authenticate"]) == (401, "Bearer")
+    finally:
+        host.stop()
+        issuer.shutdown()
