@@ -27,6 +27,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=7072)
     parser.add_argument("--settings", type=Path, default=Path("local.settings.json"))
     parser.add_argument(
+        "--voice-url",
+        help="the number's 'A call comes in' webhook (default: PUBLIC_BASE_URL/api/incomingCall)",
+    )
+    parser.add_argument(
+        "--app-voice-url",
+        help="the TwiML App's Voice URL (default: PUBLIC_BASE_URL/api/voice)",
+    )
+    parser.add_argument(
         "--sms-url",
         help="the number's 'A message comes in' webhook (default: PUBLIC_BASE_URL/api/incomingSms)",
     )
@@ -49,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         # every webhook with that SharedKey and HMAC-SHA256.
         webhook_shared_key=values.get("TWILIO_WEBHOOK_SHARED_KEY") or None,
         sms_url=args.sms_url or _app_url(values, "/api/incomingSms"),
+        voice_url=args.voice_url or _app_url(values, "/api/incomingCall"),
+        app_voice_url=args.app_voice_url or _app_url(values, "/api/voice"),
     )
     if not account.sid or not account.auth_token:
         print("sandbox: TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are needed", file=sys.stderr)

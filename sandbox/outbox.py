@@ -198,6 +198,28 @@ class Call:
         }
 
 
+@dataclass
+class Recording:
+    """A recording a <Record> made; its audio is `silent_mp3()` (served with basic auth)."""
+
+    sid: str
+    account_sid: str
+    call_sid: str
+    duration: int
+    created: datetime = field(default_factory=now)
+
+    @property
+    def uri(self) -> str:
+        return f"/{API_VERSION}/Accounts/{self.account_sid}/Recordings/{self.sid}"
+
+
+def silent_mp3(seconds: int = 1) -> bytes:
+    """MPEG-1 Layer III frames of silence: 128 kbit/s, 44.1 kHz, mono, 417 bytes each (a
+    header, then zeros: no side information, no audio data). Players take it as audio."""
+    frame = bytes([0xFF, 0xFB, 0x90, 0xC0]) + bytes(413)
+    return frame * (38 * seconds)
+
+
 @dataclass(frozen=True)
 class Fate:
     """How the next message or call to a number ends (set through /sandbox/fates)."""
@@ -215,6 +237,8 @@ class Outbox:
         self.calls: dict[str, Call] = {}
         self.key_presses: dict[str, list[str]] = {}  # per destination: what the callee presses
         self.fates: dict[tuple[str, str], list[Fate]] = {}  # (kind, to): the next ones' ends
+        self.recordings: dict[str, Recording] = {}
+        self.client_answers: dict[str, list[bool]] = {}  # per app identity: does it answer
 
     def add_message(self, message: Message) -> None:
         with self.lock:
@@ -245,6 +269,12 @@ class Outbox:
             presses = self.key_presses.get(to)
             return presses.pop(0) if presses else None
 
+    def next_client_answer(self, identity: str) -> bool:
+        """Whether the app of `identity` answers its next ring (it does, unless told)."""
+        with self.lock:
+            answers = self.client_answers.get(identity)
+            return answers.pop(0) if answers else True
+
     def next_fate(self, kind: str, to: str) -> Fate | None:
         with self.lock:
             fates = self.fates.get((kind, to))
@@ -262,5 +292,15 @@ class Outbox:
                 "calls": [
                     {**c.to_json(), "history": list(c.history), "transcript": list(c.transcript)}
                     for c in reversed(list(self.calls.values()))
+                ],
+                "recordings": [
+                    {
+                        "sid": r.sid,
+                        "call_sid": r.call_sid,
+                        "duration": r.duration,
+                        "date_created": twilio_date(r.created),
+                        "uri": r.uri,
+                    }
+                    for r in reversed(list(self.recordings.values()))
                 ],
             }

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urljoin
 
-from sandbox.outbox import API_VERSION, Call, Message, Outbox, new_sid, now, twilio_date
+from sandbox.outbox import API_VERSION, Call, Message, Outbox, Recording, new_sid, now, twilio_date
 from sandbox.webhooks import NotLoopback, Signer, signed_request
 
 log = logging.getLogger("sandbox")
@@ -74,6 +74,15 @@ MESSAGE_ERRORS = {
     30007: "Message filtered",
     30008: "Unknown error",
 }
+
+
+RECORDED_SECONDS = 3  # how long every message left on a <Record> is
+
+
+def _target(noun: ET.Element) -> str:
+    """Who a <Dial> noun calls: its text, or a <Client>'s <Identity>."""
+    identity = noun.findtext("Identity")
+    return (identity if identity is not None else noun.text or "").strip()
 
 
 @dataclass
@@ -159,6 +168,11 @@ class Player:
                     sequence = self._call_event(call, "ringing", "ringing", sequence)
                     if fate is not None:
                         outcome = Ended(fate.status)
+                    elif call.to.startswith("client:") and not self.outbox.next_client_answer(
+                        call.to.removeprefix("client:")
+                    ):
+                        call.transcript.append(f"No answer from {call.to}")
+                        outcome = Ended("no-answer")
                     else:
                         outcome, sequence = self._answer(call, sequence)
         with self.outbox.lock:
@@ -230,7 +244,7 @@ class Player:
             "From": call.from_,
             "To": call.to,
             "CallStatus": "in-progress",
-            "Direction": "outbound-api",
+            "Direction": "inbound" if call.direction == "inbound" else "outbound-api",
             "ApiVersion": API_VERSION,
             **step.params,
         }
@@ -295,26 +309,44 @@ class Player:
             call.transcript.append(f"Gather: callee pressed {digits}")
             return Next(verb.get("action") or url, method, {"Digits": digits})
         elif tag == "Dial":
-            targets = [(c.tag, (c.text or "").strip()) for c in verb] or [("Number", text)]
+            targets = [(c.tag, _target(c)) for c in verb] or [("Number", text)]
             caller_id = verb.get("callerId")
+            parameters = [
+                f"{p.get('name')}={p.get('value')}" for c in verb for p in c.iter("Parameter")
+            ]
             call.transcript.append(
                 f"Dial: {', '.join(f'{tag} {target}' for tag, target in targets)}"
                 + (f" (caller id {caller_id})" if caller_id else "")
+                + (f" with {', '.join(parameters)}" if parameters else "")
             )
-            leg = self._child_call(call, targets[0][1], caller_id or call.from_)
+            kind, target = targets[0]
+            # An app identity answers or not, as /sandbox/clients says; a number answers.
+            answered = kind != "Client" or self.outbox.next_client_answer(target)
+            to = f"client:{target}" if kind == "Client" else target
+            leg = self._child_call(call, to, caller_id or call.from_, answered=answered)
+            if not answered:
+                call.transcript.append(f"No answer from {to}")
             if verb.get("action"):
                 return Next(
                     verb.get("action", ""),
                     method,
                     {
-                        "DialCallStatus": "completed",
+                        "DialCallStatus": leg.status,
                         "DialCallSid": leg.sid,
-                        "DialCallDuration": str(leg.duration),
+                        "DialCallDuration": str(leg.duration or 0),
                     },
                 )
         elif tag == "Record":
             recording = new_sid("RE")
             call.transcript.append("Record: the callee leaves a message")
+            with self.outbox.lock:
+                self.outbox.recordings[recording] = Recording(
+                    recording, self.account_sid, call.sid, RECORDED_SECONDS
+                )
+            # Twilio's media URL: its audio needs the account's credentials (basic auth).
+            media = (
+                f"{self.origin}/{API_VERSION}/Accounts/{self.account_sid}/Recordings/{recording}"
+            )
             transcribe_to = verb.get("transcribeCallback")
             if transcribe_to:
                 self._post(
@@ -323,7 +355,7 @@ class Player:
                         "CallSid": call.sid,
                         "AccountSid": self.account_sid,
                         "RecordingSid": recording,
-                        "RecordingUrl": f"{self.origin}/recordings/{recording}",
+                        "RecordingUrl": media,
                         "TranscriptionSid": new_sid("TR"),
                         "TranscriptionText": "This is a sandbox transcription.",
                         "TranscriptionStatus": "completed",
@@ -334,8 +366,8 @@ class Player:
                 method,
                 {
                     "RecordingSid": recording,
-                    "RecordingUrl": f"{self.origin}/recordings/{recording}",
-                    "RecordingDuration": "3",
+                    "RecordingUrl": media,
+                    "RecordingDuration": str(RECORDED_SECONDS),
                     "Digits": "hangup",
                 },
             )
@@ -368,7 +400,7 @@ class Player:
                 self.on_message(message)
         return None
 
-    def _child_call(self, parent: Call, to: str, from_: str) -> Call:
+    def _child_call(self, parent: Call, to: str, from_: str, *, answered: bool = True) -> Call:
         """The leg a <Dial> places: a call of its own, with `parent_call_sid` (ListCall's
         ParentCallSid filter finds it)."""
         moment = now()
@@ -386,8 +418,8 @@ class Player:
             time_limit=parent.time_limit,
             parent_call_sid=parent.sid,
             direction="outbound-dial",
-            status="completed",
-            duration=5,
+            status="completed" if answered else "no-answer",
+            duration=5 if answered else None,
             started=moment,
             ended=moment,
         )

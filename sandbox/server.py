@@ -14,6 +14,15 @@ The sandbox's own:
   POST /sandbox/replies        {"from": "+1…", "body": "…"}: that contact texts the app's number;
                                the sandbox posts the signed webhook to the number's SMS URL, as
                                Twilio does, and sends the <Message>s its TwiML answers with
+  POST /sandbox/incoming-calls {"from": "+1…"}: that number calls the app's number; the sandbox
+                               fetches the number's voice URL and plays the call
+  POST /sandbox/client-calls   {"identity": "…", "to": "…"}: the app of that Voice SDK identity
+                               places a call; the sandbox fetches the TwiML App's voice URL
+  POST /sandbox/clients        {"identity": "…", "answers": [false, true]}: whether the app of
+                               that Voice SDK identity answers its next rings (it does, unless told)
+Recordings, as Twilio's media (basic auth with the account's credentials):
+  GET    /2010-04-01/Accounts/{AccountSid}/Recordings/{Sid}.mp3   the audio (silence)
+  DELETE /2010-04-01/Accounts/{AccountSid}/Recordings/{Sid}.json
 """
 
 from __future__ import annotations
@@ -33,7 +42,16 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from sandbox import rest
-from sandbox.outbox import API_VERSION, Call, Fate, Message, Outbox, new_sid, num_segments
+from sandbox.outbox import (
+    API_VERSION,
+    Call,
+    Fate,
+    Message,
+    Outbox,
+    new_sid,
+    num_segments,
+    silent_mp3,
+)
 from sandbox.player import MESSAGE_ERRORS, Player
 from sandbox.rest import ApiError, Form, one
 from sandbox.webhooks import Signer, signed_request
@@ -44,7 +62,19 @@ _RESOURCE = re.compile(
     rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/"
     r"(?P<kind>Messages|Calls)(?:/(?P<sid>[^/]+))?\.json$"
 )
+_RECORDING = re.compile(
+    rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/Recordings/(?P<sid>RE[0-9a-f]{{32}})"
+    r"\.(?P<format>mp3|json)$"
+)
 _SID = {"Messages": re.compile(r"^(SM|MM)[0-9a-f]{32}$"), "Calls": re.compile(r"^CA[0-9a-f]{32}$")}
+_OWN_POSTS = {
+    "/sandbox/key-presses",
+    "/sandbox/fates",
+    "/sandbox/replies",
+    "/sandbox/incoming-calls",
+    "/sandbox/clients",
+    "/sandbox/client-calls",
+}
 _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 FATES = {"message": {"undelivered", "failed"}, "call": {"busy", "no-answer", "failed"}}
 
@@ -63,6 +93,8 @@ class Account:
     service_sender: str = "+15005550006"
     webhook_shared_key: str | None = None  # sign webhooks with it (HMAC-SHA256), as a Rule does
     sms_url: str | None = None  # the number's "A message comes in" webhook
+    voice_url: str | None = None  # the number's "A call comes in" webhook
+    app_voice_url: str | None = None  # the TwiML App's Voice URL (the Voice SDK's calls)
 
     @property
     def owned(self) -> frozenset[str]:
@@ -280,6 +312,67 @@ class Sandbox:
             )
         return {"sid": message.sid, "answered": answer.status, "replies": replies}
 
+    def incoming_call(self, data: dict[str, Any]) -> dict[str, Any]:
+        """A number calls the account's: the sandbox fetches the number's voice URL, signed,
+        and plays the call as it plays any."""
+        sender = data.get("from")
+        if not isinstance(sender, str) or not _E164.match(sender):
+            raise ValueError("from: an E.164 number such as +14155550177")
+        if self.account.voice_url is None:
+            raise ValueError("the sandbox has no voice URL for its number (see --voice-url)")
+        return {"sid": self._inbound(sender, self.account.service_sender, self.account.voice_url)}
+
+    def client_call(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The Voice SDK of `identity` connects a call to `to`: Twilio asks the TwiML App's
+        Voice URL what to do, From `client:<identity>`."""
+        identity, to = data.get("identity"), data.get("to")
+        if not isinstance(identity, str) or not identity or not isinstance(to, str) or not to:
+            raise ValueError("identity and to are needed")
+        if self.account.app_voice_url is None:
+            raise ValueError("the sandbox has no TwiML App voice URL (see --app-voice-url)")
+        return {"sid": self._inbound(f"client:{identity}", to, self.account.app_voice_url)}
+
+    def _inbound(self, from_: str, to: str, url: str) -> str:
+        call = Call(
+            sid=new_sid("CA"),
+            account_sid=self.account.sid,
+            to=to,
+            from_=from_,
+            url=url,
+            twiml=None,
+            method="POST",
+            status_callback=None,
+            status_callback_method="POST",
+            status_callback_events=set(),
+            time_limit=14_400,
+            direction="inbound",
+        )
+        self.outbox.add_call(call)
+        threading.Thread(target=self.player.run_call, args=(call,), daemon=True).start()
+        return call.sid
+
+    def set_client_answers(self, data: dict[str, Any]) -> None:
+        identity, answers = data.get("identity"), data.get("answers")
+        if not isinstance(identity, str) or not identity:
+            raise ValueError("identity: the Voice SDK identity")
+        if not isinstance(answers, list) or not all(isinstance(a, bool) for a in answers):
+            raise ValueError("answers: a list of true (answers) and false (does not)")
+        with self.outbox.lock:
+            self.outbox.client_answers.setdefault(identity, []).extend(answers)
+
+    def recording(self, method: str, match: re.Match[str], authorization: str | None) -> bytes:
+        """A recording's audio, or its deletion, for the account's credentials only."""
+        if not self.account.admits(authorization) or match["account"] != self.account.sid:
+            raise ApiError(401, 20003, "Authenticate")
+        with self.outbox.lock:
+            found = self.outbox.recordings.get(match["sid"])
+            if found is None:
+                raise ApiError(404, 20404, "The requested resource was not found.")
+            if method == "DELETE":
+                del self.outbox.recordings[found.sid]
+                return b""
+        return silent_mp3(found.duration)
+
     def _start_delivery(self, message: Message) -> None:
         threading.Thread(target=self.player.deliver, args=(message,), daemon=True).start()
 
@@ -296,20 +389,35 @@ def _handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
                 self._send(200, page, "text/html; charset=utf-8")
             elif path == "/sandbox/outbox.json":
                 self._json(200, sandbox.outbox.snapshot())
-            elif path.startswith("/recordings/"):
-                self._send(200, b"", "audio/mpeg")
+            elif (recording := _RECORDING.match(path)) and recording["format"] == "mp3":
+                self._recording("GET", recording)
             else:
                 self._rest("GET")
 
         def do_POST(self) -> None:
             path = urlsplit(self.path).path
-            if path in ("/sandbox/key-presses", "/sandbox/fates", "/sandbox/replies"):
+            if path in _OWN_POSTS:
                 self._own(path)
             else:
                 self._rest("POST")
 
         def do_DELETE(self) -> None:
-            self._rest("DELETE")
+            recording = _RECORDING.match(urlsplit(self.path).path)
+            if recording and recording["format"] == "json":
+                self._recording("DELETE", recording)
+            else:
+                self._rest("DELETE")
+
+        def _recording(self, method: str, match: re.Match[str]) -> None:
+            try:
+                audio = sandbox.recording(method, match, self.headers.get("Authorization"))
+            except ApiError as error:
+                self._json(error.status, error.body())
+                return
+            if method == "DELETE":
+                self._send(204, b"", "application/json")
+            else:
+                self._send(200, audio, "audio/mpeg")
 
         def do_PUT(self) -> None:
             self._rest("PUT")
@@ -332,6 +440,16 @@ def _handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
                 data = json.loads(self._body() or b"{}")
                 if path == "/sandbox/replies":
                     self._json(201, sandbox.reply(data))
+                    return
+                if path == "/sandbox/incoming-calls":
+                    self._json(201, sandbox.incoming_call(data))
+                    return
+                if path == "/sandbox/client-calls":
+                    self._json(201, sandbox.client_call(data))
+                    return
+                if path == "/sandbox/clients":
+                    sandbox.set_client_answers(data)
+                    self._json(204, None)
                     return
                 if path == "/sandbox/fates":
                     sandbox.set_fate(data)

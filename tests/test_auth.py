@@ -206,10 +206,10 @@ def test_each_named_key_is_its_own_caller_in_every_mode(
         "CALLER_KEYS", f"{named('billing', SERVER_KEY)},{named('crm', NEXT_SERVER_KEY)}"
     )
     assert authenticate(request("GET", "/", headers=with_key(SERVER_KEY), caller=None)) == (
-        Caller("key:billing")
+        Caller("key:billing", name="billing")
     )
     crm = authenticate(request("GET", "/", headers=with_key(NEXT_SERVER_KEY), caller=None))
-    assert crm == Caller("key:crm")
+    assert crm == Caller("key:crm", name="crm")
     with pytest.raises(auth.NotAuthenticated, match="not one of CALLER_KEYS"):
         authenticate(request("GET", "/", headers=with_key("guessed"), caller=None))
 

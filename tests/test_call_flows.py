@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from api.edge.app_routes import inbox
 from api.edge.twilio_routes import flow_step, incoming_call, incoming_sms
 from tests.support.func_requests import problem, request, run_twiml, signed
-from tests.support.settings import MESSAGES_URL
+from tests.support.settings import MESSAGES_URL, PUBLIC_BASE_URL
 from tests.support.twilio_api import RECORDING, twilio_message
 
 DECL = '<?xml version="1.0" encoding="UTF-8"?>'
@@ -285,12 +285,16 @@ def test_a_voicemail_is_kept_and_the_owner_is_texted(twilio: responses.RequestsM
     sms = parse_qs(str(twilio.calls[0].request.body))
     assert sms["To"] == ["+14155550123"]
     assert sms["From"] == ["+14155550100"]
-    assert sms["Body"] == [f"New voicemail from +14155550177: {RECORDING[4][1]}"]
+    # Ahoy's signed link, never Twilio's media URL (which needs the account's credentials)
+    [body] = sms["Body"]
+    link = f"{PUBLIC_BASE_URL}/api/recordings/RE{'2' * 32}/audio?expires="
+    assert body.startswith(f"New voicemail from +14155550177: {link}")
+    assert RECORDING[4][1] not in body
     transcription = [("RecordingSid", "RE" + "2" * 32), ("TranscriptionText", "Call me back")]
     assert step(f"step=voicemail-transcribed&{query}", transcription) == f"{DECL}<Response />"
     [item] = admin_inbox()["items"]
     assert item["kind"] == "voicemail"
-    assert item["recordingUrl"] == RECORDING[4][1]
+    assert item["recordingUrl"] == f"{PUBLIC_BASE_URL}/api/recordings/RE{'2' * 32}"
     assert item["transcription"] == "Call me back"
 
 

@@ -32,6 +32,9 @@ def test_it_is_openapi_3_1_with_the_app_facing_routes() -> None:
         "/api/conversations",
         "/api/conversations/{number}",
         "/api/conversations/{number}/read",
+        "/api/recordings/{sid}",
+        "/api/recordings/{sid}/link",
+        "/api/recordings/{sid}/audio",
         "/api/messages/{sid}",
         "/api/calls/{sid}",
         "/api/token",
@@ -41,7 +44,7 @@ def test_it_is_openapi_3_1_with_the_app_facing_routes() -> None:
     operation_ids = [
         operation["operationId"] for path in doc["paths"].values() for operation in path.values()
     ]
-    assert len(set(operation_ids)) == len(operation_ids) == 13
+    assert len(set(operation_ids)) == len(operation_ids) == 17
     assert {"sendSms", "makeCall", "getMessage", "getCall"} <= set(operation_ids)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any
 
 import pytest
 import requests
@@ -191,9 +192,66 @@ def test_dial_record_redirect_and_sms(sandbox: Sandbox, twiml: TwimlServer) -> N
     dial_result = twiml.requests[1][1]
     assert dial_result["DialCallStatus"] == ["completed"]
     recording = twiml.requests[3][1]
-    assert recording["RecordingUrl"][0].startswith(f"{sandbox.url}/recordings/RE")
+    media = f"{sandbox.url}/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/RE"
+    assert recording["RecordingUrl"][0].startswith(media)
     [sms] = [m for m in sandbox.outbox.messages.values() if m.to == "+14155550123"]
     assert sms.body == "New voicemail"
+
+
+def test_a_recordings_audio_needs_the_accounts_credentials_as_twilios_media_does(
+    sandbox: Sandbox, twiml: TwimlServer
+) -> None:
+    twiml.serve("/saved", "<Response/>")
+    place(sandbox, twiml.serve("/record", '<Response><Record action="/saved"/></Response>'))
+    url = twiml.requests[-1][1]["RecordingUrl"][0]
+    assert requests.get(f"{url}.mp3", timeout=10).status_code == 401
+    audio = requests.get(f"{url}.mp3", auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=10)
+    assert (audio.status_code, audio.headers["Content-Type"]) == (200, "audio/mpeg")
+    assert audio.content[:2] == b"\xff\xfb"  # MPEG audio frames
+    assert len(audio.content) > 10_000
+    assert requests.delete(f"{url}.json", timeout=10).status_code == 401
+    assert requests.delete(f"{url}.json", auth=(API_KEY, API_SECRET), timeout=10).status_code == 204
+    assert requests.get(f"{url}.mp3", auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=10).status_code == 404
+
+
+def test_an_app_identity_answers_or_not_as_told(sandbox: Sandbox, twiml: TwimlServer) -> None:
+    twiml.serve("/after", "<Response><Hangup/></Response>")
+    start = twiml.serve(
+        "/ring",
+        '<Response><Dial action="/after"><Client><Identity>bob</Identity>'
+        '<Parameter name="callerName" value="Alice"/></Client></Dial></Response>',
+    )
+    answers: dict[str, Any] = {"identity": "bob", "answers": [False]}
+    assert requests.post(f"{sandbox.url}/sandbox/clients", json=answers, timeout=10).ok
+    first = place(sandbox, start)
+    assert first.transcript[:2] == [
+        "Dial: Client bob with callerName=Alice",
+        "No answer from client:bob",
+    ]
+    assert twiml.requests[1][1]["DialCallStatus"] == ["no-answer"]
+    place(sandbox, start)  # told nothing more: it answers
+    assert twiml.requests[3][1]["DialCallStatus"] == ["completed"]
+    legs = [c for c in sandbox.outbox.calls.values() if c.to == "client:bob"]
+    assert [leg.status for leg in legs] == ["no-answer", "completed"]
+    bad = requests.post(f"{sandbox.url}/sandbox/clients", json={"identity": "bob"}, timeout=10)
+    assert bad.status_code == 400
+
+
+def test_a_number_calls_the_account_and_the_voice_url_answers(
+    sandbox: Sandbox, twiml: TwimlServer
+) -> None:
+    sandbox.account = replace(
+        sandbox.account, voice_url=twiml.serve("/voice", "<Response><Say>Hi</Say></Response>")
+    )
+    answer = requests.post(
+        f"{sandbox.url}/sandbox/incoming-calls", json={"from": "+14155550177"}, timeout=10
+    )
+    assert answer.status_code == 201
+    call = sandbox.outbox.calls[answer.json()["sid"]]
+    assert eventually(lambda: call.status == "completed")
+    assert (call.direction, call.from_, call.transcript) == ("inbound", "+14155550177", ["Say: Hi"])
+    [(path, form, signed)] = twiml.requests
+    assert (path, form["Direction"], signed) == ("/voice", ["inbound"], True)
 
 
 def test_reject_ends_the_call_busy(sandbox: Sandbox, twiml: TwimlServer) -> None:

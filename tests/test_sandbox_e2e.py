@@ -19,7 +19,13 @@ from tests.support.azurite import Azurite
 from tests.support.devhost_process import FUNCTION_KEY, SANDBOX_FROM, DevHost, sandbox_app
 from tests.support.polling import eventually
 from tests.support.sandbox_fates import fate
-from tests.support.settings import ACCOUNT_SID, AUTH_TOKEN
+from tests.support.settings import (
+    ACCOUNT_SID,
+    API_KEY_SECRET,
+    API_KEY_SID,
+    AUTH_TOKEN,
+    TWIML_APP_SID,
+)
 
 KEY = {"x-functions-key": FUNCTION_KEY}
 
@@ -294,6 +300,7 @@ def test_the_outbox_page_shows_messages_and_calls_in_a_real_browser(
     assert "Say: Spoken in the browser" in dom
     assert "delivered" in dom
     assert "Reply as a contact" in dom  # the form that makes a contact write
+    assert "Call the app's number" in dom
     assert dom.index("seen in the browser") < dom.index("ahoy hoy")  # newest first
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -370,7 +377,7 @@ def test_the_sandbox_leaves_a_voicemail_and_the_owner_is_texted(app: str, sandbo
     texts = [m for m in sandbox.outbox.messages.values() if m.to == "+14155550144"]
     assert len(texts) == 1
     # An outbound call: the "caller" Twilio reports is the app's own number.
-    assert texts[0].body.startswith(f"New voicemail from {SANDBOX_FROM}: {sandbox.url}/recordings/")
+    assert texts[0].body.startswith(f"New voicemail from {SANDBOX_FROM}: {app}/api/recordings/RE")
 
 
 SHARED_KEY = "sandbox-shared-key-0123456789abcdef"
@@ -486,4 +493,104 @@ def test_the_readmes_jwt_try_out_works_with_the_dev_issuer(
         assert (refused.status_code, refused.headers["WWW-Authenticate"]) == (401, "Bearer")
     finally:
         host.stop()
+        issuer.shutdown()
+
+
+def test_calls_reach_the_app_end_to_end(azurite: Azurite, tmp_path: Path) -> None:
+    """Through the local host and the sandbox: a call from a number a user texted rings the
+    user's app, then leaves a voicemail in their thread that only they can hear; an app user
+    calls another by user id, who sees the caller's name; makeCall rings the caller's own app."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import dev_issuer  # scripts/dev_issuer.py
+
+    issuer = dev_issuer.serve("127.0.0.1", 0)
+    threading.Thread(target=issuer.serve_forever, daemon=True).start()
+    origin = dev_issuer.settings(issuer)["OIDC_ISSUER"]
+    twilio = Sandbox(
+        Account(ACCOUNT_SID, AUTH_TOKEN, API_KEY_SID, API_KEY_SECRET), step_seconds=0.05
+    ).start()
+    host = start_app(
+        twilio,
+        azurite,
+        tmp_path,
+        DEV_PRINCIPAL="",
+        TWILIO_API_KEY_SID=API_KEY_SID,
+        TWILIO_API_KEY_SECRET=API_KEY_SECRET,
+        TWILIO_TWIML_APP_SID=TWIML_APP_SID,
+        **dev_issuer.settings(issuer),
+    )
+    twilio.account = replace(
+        twilio.account,
+        voice_url=f"{host.url}/api/incomingCall",
+        app_voice_url=f"{host.url}/api/voice",
+    )
+    contact = "+14155550163"
+    tokens = {
+        who: requests.get(f"{origin}/token?{query}", timeout=10).text
+        for who, query in (("alice", "sub=alice-1&name=Alice%20Liddell"), ("bob", "sub=bob-2"))
+    }
+
+    def as_(who: str | None, method: str, path: str, body: Any = None) -> requests.Response:
+        headers = {"Authorization": f"Bearer {tokens[who]}"} if who else {}
+        return requests.request(method, f"{host.url}{path}", json=body, headers=headers, timeout=10)
+
+    def sandbox(path: str, body: dict[str, Any]) -> requests.Response:
+        return requests.post(f"{twilio.url}/sandbox/{path}", json=body, timeout=10)
+
+    def finished(sid: str) -> Call:
+        call = twilio.outbox.calls[sid]
+        assert eventually(lambda: call.status in ("completed", "no-answer", "busy", "failed"))
+        return call
+
+    try:
+        identities = {who: as_(who, "GET", "/api/token").json()["identity"] for who in tokens}
+        assert as_("alice", "POST", "/api/sendSms", {"to": contact, "body": "call me"}).ok
+
+        # alice's app does not answer: the caller leaves a voicemail in alice's thread.
+        assert sandbox("clients", {"identity": identities["alice"], "answers": [False]}).ok
+        rang = finished(sandbox("incoming-calls", {"from": contact}).json()["sid"])
+        assert rang.transcript[:3] == [
+            f"Dial: Client {identities['alice']} with callerName={contact}",
+            f"No answer from client:{identities['alice']}",
+            "Say: Nobody can take your call. Please leave a message after the beep.",
+        ]
+        assert rang.transcript[-2:] == ["Say: Thank you. Goodbye.", "Hangup"]
+        [voicemail, _] = as_("alice", "GET", f"/api/conversations/{contact}").json()["items"]
+        recording = voicemail["recordingSid"]
+        assert (voicemail["direction"], voicemail["body"]) == ("in", "Voicemail (3 s)")
+        heard = as_("alice", "GET", f"/api/recordings/{recording}")
+        assert (heard.status_code, heard.headers["Content-Type"]) == (200, "audio/mpeg")
+        assert (
+            heard.content
+            == requests.get(
+                f"{twilio.url}/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/{recording}.mp3",
+                auth=(ACCOUNT_SID, AUTH_TOKEN),
+                timeout=10,
+            ).content
+        )
+        assert as_("bob", "GET", f"/api/recordings/{recording}").status_code == 404
+        link = as_("alice", "GET", f"/api/recordings/{recording}/link").json()["url"]
+        assert requests.get(link, timeout=10).content == heard.content
+        assert requests.get(link[:-1] + "0", timeout=10).status_code == 403
+
+        # alice calls bob by his user id: bob's app hears alice's name.
+        called = finished(
+            sandbox("client-calls", {"identity": identities["alice"], "to": "user:bob-2"}).json()[
+                "sid"
+            ]
+        )
+        assert called.transcript[0] == (
+            f"Dial: Client {identities['bob']} with callerName=Alice Liddell, callerId=alice-1"
+        )
+        [history] = as_("alice", "GET", "/api/calls").json()["items"]
+        assert history["to"] == "user:bob-2"
+
+        # bob tries incoming calls with nothing but the sandbox: makeCall rings his own app.
+        placed = as_("bob", "POST", "/api/makeCall", {"to": "app", "message": "Ring ring"})
+        assert placed.status_code == 201
+        assert finished(placed.json()["sid"]).transcript == ["Say: Ring ring"]
+        assert twilio.outbox.calls[placed.json()["sid"]].to == f"client:{identities['bob']}"
+    finally:
+        host.stop()
+        twilio.stop()
         issuer.shutdown()

@@ -137,6 +137,40 @@ def build_client_dial_twiml(identity: str) -> str:
     return as_xml(response)
 
 
+def build_user_dial_twiml(
+    identity: str, *, caller_name: str, caller_id: str, status_callback: str
+) -> str:
+    """Ring an app user's client, telling their app who calls (custom parameters)."""
+    response = VoiceResponse()
+    client = response.dial(answer_on_bridge=True).client(
+        status_callback=status_callback,
+        status_callback_event="initiated ringing answered completed",
+        status_callback_method="POST",
+    )
+    client.identity(identity)
+    client.parameter(name="callerName", value=caller_name)
+    client.parameter(name="callerId", value=caller_id)
+    return as_xml(response)
+
+
+def build_ring_user_twiml(identity: str, *, caller: str, timeout: int, action: str) -> str:
+    """An inbound call ringing the app user it is for; `action` hears how it ended."""
+    response = VoiceResponse()
+    client = response.dial(answer_on_bridge=True, timeout=timeout, action=action).client()
+    client.identity(identity)
+    client.parameter(name="callerName", value=caller)
+    return as_xml(response)
+
+
+def build_leave_message_twiml(prompt: str, *, action: str, max_seconds: int) -> str:
+    """Voicemail: a prompt, the beep, a recording posted to `action`."""
+    response = VoiceResponse()
+    response.say(prompt)
+    response.record(action=action, max_length=max_seconds, play_beep=True, timeout=5)
+    response.say("No message was recorded. Goodbye.")
+    return as_xml(response)
+
+
 def build_number_dial_twiml(number: str, *, caller_id: str, status_callback: str) -> str:
     """Dial a phone number (already through the destination policy) with progress callbacks."""
     response = VoiceResponse()

@@ -43,6 +43,22 @@ PhoneNumber = Annotated[
     Field(max_length=16, examples=["+14155550100"], description="Strict E.164."),
     AfterValidator(parse_e164),
 ]
+OWN_APP = "app"  # makeCall's `to` that rings the caller's own app
+
+
+def _number_or_own_app(value: str) -> str:
+    return value if value == OWN_APP else parse_e164(value)
+
+
+CallTarget = Annotated[
+    str,
+    Field(
+        max_length=16,
+        examples=["+14155550100", "app"],
+        description='Strict E.164, or "app": the caller\'s own app (its Voice SDK client).',
+    ),
+    AfterValidator(_number_or_own_app),
+]
 HttpsUrl = Annotated[str, Field(max_length=2048), AfterValidator(_https_url)]
 MediaUrl = Annotated[str, Field(max_length=2048), AfterValidator(_public_https_url)]
 
@@ -84,7 +100,7 @@ class SendSmsRequest(_Contract):
 class MakeCallRequest(_Contract):
     """POST /api/makeCall: either `message` and/or `audioUrl`, or a TwiML `url`."""
 
-    to: PhoneNumber
+    to: CallTarget
     message: Annotated[str | None, Field(min_length=1, max_length=1000)] = None
     audio_url: MediaUrl | None = None
     voice: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = None
@@ -194,14 +210,18 @@ class VoiceToken(BaseModel):
 
 
 class ConversationMessage(BaseModel):
-    """A message of a conversation, either way."""
+    """A message of a conversation, either way (a voicemail is one, with its recording)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
 
     sid: str
     direction: Literal["in", "out"] = Field(description="in: from the counterpart; out: yours")
     body: str
     at: str = Field(description="When Ahoy kept it (RFC 3339, UTC)")
+    recording_sid: str | None = Field(
+        default=None,
+        description="A voicemail's recording: GET /api/recordings/{recordingSid} (or /link)",
+    )
 
 
 class Conversation(BaseModel):
@@ -230,3 +250,20 @@ class ConversationMessagePage(BaseModel):
 
     items: list[ConversationMessage]
     next: str | None = Field(description="The continuation token of the next page; null: last")
+
+
+class RecordingLink(BaseModel):
+    """GET /api/recordings/{sid}/link: a signed link for a player that cannot send a token."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+    url: str
+    expires_at: datetime
+
+
+class LinePin(BaseModel):
+    """PUT /api/ops/lines/{number}: the user this number of Ahoy's rings and texts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user: Annotated[str, Field(min_length=1, max_length=256, description="The caller id")]

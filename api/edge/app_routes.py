@@ -16,6 +16,7 @@ from api.edge.auth import authenticate, require_admin
 from api.edge.http import (
     answer_response,
     answers_problems,
+    audio_response,
     cached_response,
     if_none_match,
     json_response,
@@ -123,13 +124,61 @@ def read_conversation(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse(status_code=204)
 
 
+@bp.route(route="recordings/{sid}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@answers_problems
+def get_recording(req: func.HttpRequest) -> func.HttpResponse:
+    """The recording's audio, for its owner (a user's voicemail; the inbox's for admins)."""
+    from api.services import media
+
+    caller = authenticate(req)
+    return audio_response(media.audio(caller.id, caller.admin, req.route_params["sid"]))
+
+
+@bp.route(route="recordings/{sid}/link", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@answers_problems
+def recording_link(req: func.HttpRequest) -> func.HttpResponse:
+    """A short-lived signed link to the recording, for a player that cannot send a token."""
+    from api.core.models import RecordingLink
+    from api.services import media
+
+    caller = authenticate(req)
+    link = media.link(caller.id, caller.admin, req.route_params["sid"])
+    answer = RecordingLink(url=link.url, expires_at=link.expires_at)
+    return json_response(answer, headers={"Cache-Control": "no-store"})
+
+
+@bp.route(route="recordings/{sid}/audio", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@answers_problems
+def recording_audio(req: func.HttpRequest) -> func.HttpResponse:
+    """A signed link's audio: the link is the credential (anonymous to the host and Ahoy)."""
+    from api.services import media
+
+    sid, expires, signature = (
+        req.route_params["sid"],
+        req.params.get("expires", ""),
+        req.params.get("signature", ""),
+    )
+    return audio_response(media.linked_audio(sid, expires, signature))
+
+
+@bp.route(route="recordings/{sid}", methods=["DELETE"], auth_level=func.AuthLevel.ANONYMOUS)
+@answers_problems
+def delete_recording(req: func.HttpRequest) -> func.HttpResponse:
+    """Delete the recording, at Twilio too."""
+    from api.services import media
+
+    caller = authenticate(req)
+    media.delete(caller.id, caller.admin, req.route_params["sid"])
+    return func.HttpResponse(status_code=204)
+
+
 @bp.route(route="token", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @answers_problems
 def token(req: func.HttpRequest) -> func.HttpResponse:
     from api.services import voice_tokens
 
     caller = authenticate(req)
-    minted = voice_tokens.mint_token(caller.id, req.params.get("platform"))
+    minted = voice_tokens.mint_token(caller.id, req.params.get("platform"), caller.name)
     return json_response(minted, headers={"Cache-Control": "no-store"})
 
 

@@ -56,6 +56,11 @@ class Caller:
 
     id: str
     roles: frozenset[str] = field(default_factory=frozenset)
+    name: str | None = None  # a display name, when the identity provider gives one
+
+    @property
+    def admin(self) -> bool:
+        return "admin" in self.roles
 
 
 def authenticate(req: func.HttpRequest) -> Caller:
@@ -65,7 +70,7 @@ def authenticate(req: func.HttpRequest) -> Caller:
     if presented is not None:  # a server names itself: checked even under DEV_PRINCIPAL
         return _from_caller_key(presented, settings)
     if settings.dev_principal is not None:
-        return Caller(settings.dev_principal, frozenset({"admin"}))
+        return Caller(settings.dev_principal, frozenset({"admin"}), settings.dev_principal)
     if settings.caller_auth == "key":
         raise NotAuthenticated(f"Send this server's key in {CALLER_KEY_HEADER}.")
     if settings.caller_auth == "jwt":
@@ -81,12 +86,12 @@ def _from_caller_key(presented: str, settings: Settings) -> Caller:
             named = name
     if named is None:
         raise NotAuthenticated(f"The key in {CALLER_KEY_HEADER} is not one of CALLER_KEYS.")
-    return Caller(f"key:{named}")
+    return Caller(f"key:{named}", name=named)
 
 
 def require_admin(caller: Caller) -> None:
     """Mobile Services' "admin" level: an `admin` role (Easy Auth or JWT `roles` claim)."""
-    if "admin" not in caller.roles:
+    if not caller.admin:
         raise Forbidden("This needs the admin role.")
 
 
@@ -104,22 +109,26 @@ def _from_easy_auth(req: func.HttpRequest, settings: Settings) -> Caller:
     principal_id = req.headers.get("x-ms-client-principal-id", "").strip()
     if not principal_id:
         raise NotAuthenticated("Sign in first.")
-    return Caller(principal_id, _easy_auth_roles(req.headers.get("x-ms-client-principal")))
+    roles, name = _easy_auth_claims(req.headers.get("x-ms-client-principal"))
+    return Caller(principal_id, roles, name)
 
 
-def _easy_auth_roles(encoded: str | None) -> frozenset[str]:
+def _easy_auth_claims(encoded: str | None) -> tuple[frozenset[str], str | None]:
+    """The principal's roles and display name (`name_typ`, else `name`)."""
     if not encoded:
-        return frozenset()
+        return frozenset(), None
     try:
         principal = json.loads(base64.b64decode(encoded))
         role_type = principal.get("role_typ") or "roles"
-        return frozenset(
-            str(claim["val"])
-            for claim in principal.get("claims", [])
-            if claim.get("typ") in (role_type, "roles")
+        name_type = principal.get("name_typ") or "name"
+        claims = principal.get("claims", [])
+        roles = frozenset(
+            str(claim["val"]) for claim in claims if claim.get("typ") in (role_type, "roles")
         )
+        names = [str(c["val"]) for c in claims if c.get("typ") in (name_type, "name")]
     except (binascii.Error, ValueError, AttributeError, KeyError, TypeError):
-        return frozenset()
+        return frozenset(), None
+    return roles, _display_name(names[0] if names else None)
 
 
 def _from_bearer_token(req: func.HttpRequest, settings: Settings) -> Caller:
@@ -152,7 +161,19 @@ def _from_bearer_token(req: func.HttpRequest, settings: Settings) -> Caller:
             "The bearer token names no subject.", www_authenticate=_INVALID_BEARER_CHALLENGE
         )
     roles = claims.get("roles", [])
-    return Caller(subject, frozenset(map(str, roles)) if isinstance(roles, list) else frozenset())
+    return Caller(
+        subject,
+        frozenset(map(str, roles)) if isinstance(roles, list) else frozenset(),
+        _display_name(claims.get("name")),
+    )
+
+
+def _display_name(value: object) -> str | None:
+    """A name fit to show a callee: text, trimmed, at most 64 characters, no control ones."""
+    if not isinstance(value, str):
+        return None
+    shown = "".join(c for c in value if c.isprintable()).strip()[:64]
+    return shown or None
 
 
 class Jwks:

@@ -169,3 +169,10 @@ def route_number(req: func.HttpRequest) -> str:
         return parse_e164(req.route_params.get("number", ""))
     except ValueError as wrong:
         raise ValidationFailed([FieldError("number", str(wrong))]) from None
+
+
+def audio_response(audio: bytes) -> func.HttpResponse:
+    """A recording's MP3: one person's, so never kept by a shared cache."""
+    return func.HttpResponse(
+        audio, mimetype="audio/mpeg", headers={"Cache-Control": "private, max-age=300"}
+    )

@@ -23,6 +23,7 @@ from api.core.models import (
     MakeCallRequest,
     Problem,
     Record,
+    RecordingLink,
     RecordPage,
     Resource,
     SendSmsRequest,
@@ -41,7 +42,8 @@ _CALLER: list[dict[str, list[str]]] = [{"user": []}, {"serverKey": []}]
 PROBLEMS = {
     400: "Malformed request: the body is not JSON, or not a JSON object.",
     401: "No valid caller: sign in (a bearer token, or Easy Auth), or the function key is missing.",
-    403: "Not allowed: a destination the policy refuses, or a route this caller may not use.",
+    403: "Not allowed: a destination the policy refuses, a route this caller may not use, or "
+    "an expired or altered signed link.",
     404: "Not found, or not the caller's own.",
     409: "The Idempotency-Key is in flight, or its first request's outcome is not known yet.",
     413: "The body is too large.",
@@ -186,6 +188,87 @@ _NUMBER = {
 }
 
 
+_RECORDING_SID = {
+    "name": "sid",
+    "in": "path",
+    "required": True,
+    "description": "The recording's SID (`recordingSid` of a voicemail).",
+    "schema": {"type": "string", "pattern": "^RE[0-9a-f]{32}$"},
+}
+_MP3 = {
+    "description": "the recording (MP3)",
+    "content": {"audio/mpeg": {"schema": {"type": "string", "format": "binary"}}},
+}
+
+
+def _recordings() -> dict[str, Any]:
+    return {
+        "/api/recordings/{sid}": {
+            "get": {
+                "operationId": "getRecording",
+                "summary": "A recording of the caller's (a voicemail), fetched from Twilio",
+                "security": _CALLER,
+                "parameters": [_RECORDING_SID],
+                "responses": {"200": _MP3, **_problems(401, 404, 422, 500, 502, 503, 504)},
+            },
+            "delete": {
+                "operationId": "deleteRecording",
+                "summary": "Delete a recording of the caller's, at Twilio too",
+                "security": _CALLER,
+                "parameters": [_RECORDING_SID],
+                "responses": {
+                    "204": {"description": "deleted"},
+                    **_problems(401, 404, 422, 500, 502, 503, 504),
+                },
+            },
+        },
+        "/api/recordings/{sid}/link": {
+            "get": {
+                "operationId": "getRecordingLink",
+                "summary": "A signed link to a recording, for a player that cannot send a token",
+                "security": _CALLER,
+                "parameters": [_RECORDING_SID],
+                "responses": {
+                    "200": {
+                        "description": "a link valid for minutes",
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": _REF.format(model="RecordingLink")}
+                            }
+                        },
+                    },
+                    **_problems(401, 404, 422, 500, 503),
+                },
+            }
+        },
+        "/api/recordings/{sid}/audio": {
+            "get": {
+                "operationId": "getLinkedRecording",
+                "summary": "The recording a signed link names (the link is the credential)",
+                "security": [],
+                "parameters": [
+                    _RECORDING_SID,
+                    {
+                        "name": "expires",
+                        "in": "query",
+                        "required": True,
+                        "description": "As the link gave it.",
+                        "schema": {"type": "string"},
+                    },
+                    {
+                        "name": "signature",
+                        "in": "query",
+                        "required": True,
+                        "description": "As the link gave it.",
+                        "schema": {"type": "string"},
+                    },
+                ],
+                "responses": {"200": _MP3, **_problems(403, 404, 422, 500, 502, 503, 504)},
+            }
+        },
+    }
+
+
 def _page_of(operation_id: str, summary: str, model: str, *extra: Any) -> dict[str, Any]:
     return {
         "get": {
@@ -283,6 +366,7 @@ def openapi_document() -> dict[str, Any]:
             (RecordPage, "serialization"),
             (ConversationPage, "serialization"),
             (ConversationMessagePage, "serialization"),
+            (RecordingLink, "serialization"),
             (VoiceToken, "serialization"),
             (Problem, "serialization"),
         ],
@@ -341,6 +425,7 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            **_recordings(),
             "/api/messages/{sid}": _record(
                 "getMessage", "A message's status, as Twilio reported it"
             ),

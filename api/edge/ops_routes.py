@@ -1,11 +1,12 @@
-"""For operators and the platform, not for the app or Twilio: GET /api/health, and the daily
-`retention` timer (run it now: POST /admin/functions/retention with the master key)."""
+"""For operators and the platform, not for the app or Twilio: GET /api/health, lines pinned
+to users (PUT|DELETE /api/ops/lines/{number}, master key), and the daily `retention` timer
+(run it now: POST /admin/functions/retention with the master key)."""
 
 from __future__ import annotations
 
 import azure.functions as func
 
-from api.edge.http import json_response
+from api.edge.http import answers_problems, json_response, parse_json, route_number
 
 bp = func.Blueprint()
 
@@ -28,6 +29,27 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
         status=200 if healthy else 503,
         headers=headers,
     )
+
+
+@bp.route(route="ops/lines/{number}", methods=["PUT"], auth_level=func.AuthLevel.ADMIN)
+@answers_problems
+def pin_line(req: func.HttpRequest) -> func.HttpResponse:
+    """Pin one of Ahoy's numbers to a user: its calls ring them, its texts are theirs."""
+    from api.core.models import LinePin
+    from api.stores import conversations
+
+    number = route_number(req)
+    conversations.pin(number, parse_json(req, LinePin).user)
+    return func.HttpResponse(status_code=204)
+
+
+@bp.route(route="ops/lines/{number}", methods=["DELETE"], auth_level=func.AuthLevel.ADMIN)
+@answers_problems
+def unpin_line(req: func.HttpRequest) -> func.HttpResponse:
+    from api.stores import conversations
+
+    conversations.unpin(route_number(req))
+    return func.HttpResponse(status_code=204)
 
 
 @bp.timer_trigger(schedule=RETENTION_SCHEDULE, arg_name="timer", run_on_startup=False)

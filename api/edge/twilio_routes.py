@@ -66,7 +66,7 @@ def incoming_call(req: func.HttpRequest) -> func.HttpResponse:
     from api.services.inbound import answer_incoming_call
 
     call = verify_twilio_request(req)
-    return _twiml(answer_incoming_call(call))
+    return _twiml(answer_incoming_call(_query(req), call))
 
 
 @bp.route(route="incomingSms", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)

@@ -13,21 +13,33 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-from collections.abc import Mapping
-from urllib.parse import parse_qsl
+from collections.abc import Mapping, Sequence
+from urllib.parse import parse_qsl, urlencode
 
 from twilio.twiml.messaging_response import MessagingResponse
 
+from api.core.call_twiml import (
+    build_hangup_twiml,
+    build_leave_message_twiml,
+    build_ring_user_twiml,
+    say_and_hang_up,
+)
 from api.core.errors import AhoyError
 from api.core.phone import DestinationPolicy, mask, parse_e164
+from api.core.sealing import SealRejected, seal, unseal
 from api.core.settings import get_settings
 from api.services.call_flows import render_twiml
-from api.stores import conversations, limits
+from api.stores import conversations, identities, limits, recordings
 from api.stores.inbox import store_inbound_call, store_inbound_sms
 
 log = logging.getLogger("ahoy.inbound")
 
 _MESSAGE_SID = re.compile(r"^(SM|MM)[0-9a-f]{32}$")
+_CALL_SID = re.compile(r"^CA[0-9a-f]{32}$")
+RING_SECONDS = 20  # how long a user's app rings before the voicemail
+VOICEMAIL_SECONDS = 120
+STEP_SECONDS = 3600  # a ringing call's steps: well past any voicemail
+VOICEMAIL_PROMPT = "Nobody can take your call. Please leave a message after the beep."
 _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 
 # What carriers and Twilio treat as opt-out, opt-in and help (Twilio's advanced opt-out).
@@ -50,11 +62,71 @@ KEYWORDS = frozenset(
 )
 
 
-def answer_incoming_call(call: Mapping[str, str]) -> str:
-    """Record the call, then answer it with INCOMING_CALL_FLOW (default: voicemail)."""
-    store_inbound_call(call)  # a replay is answered the same way, and kept once
-    flow = parse_qsl(get_settings().incoming_call_flow, keep_blank_values=True)
-    return render_twiml(flow, call)
+def answer_incoming_call(query: Sequence[tuple[str, str]], call: Mapping[str, str]) -> str:
+    """A call for a user (the line is pinned to them, or they last wrote to or called the
+    caller within CONVERSATION_DAYS) rings their app, then takes a voicemail into their
+    conversation if nobody answers. Any other call is kept in the inbox and answered with
+    INCOMING_CALL_FLOW (default: voicemail). `query` carries the steps of a ringing call."""
+    steps = dict(query)
+    if "step" in steps:
+        return _ringing_step(steps, call)
+    owner = _recipient(call, call.get("CallSid", ""), _CALL_SID)
+    if owner is None:
+        store_inbound_call(call)  # a replay is answered the same way, and kept once
+        flow = parse_qsl(get_settings().incoming_call_flow, keep_blank_values=True)
+        return render_twiml(flow, call)
+    log.info("call from %s rings its user", mask(call["From"]))
+    return build_ring_user_twiml(
+        identities.identity_for(owner),
+        caller=call["From"],
+        timeout=RING_SECONDS,
+        action=_step_url("rung", owner),
+    )
+
+
+def _ringing_step(steps: Mapping[str, str], call: Mapping[str, str]) -> str:
+    """After the user's app rang (`rung`): done if answered, else voicemail; after the
+    voicemail (`voicemail`): into the user's conversation, its recording theirs alone."""
+    settings = get_settings()
+    try:
+        owner = unseal(steps.get("user", ""), key=settings.flow_key.get()).caller
+    except SealRejected:
+        log.warning("a ringing step with a user Ahoy did not seal: hung up")
+        return build_hangup_twiml()
+    step = steps["step"]
+    if step == "rung":
+        if call.get("DialCallStatus") == "completed":
+            return build_hangup_twiml()
+        return build_leave_message_twiml(
+            VOICEMAIL_PROMPT, action=_step_url("voicemail", owner), max_seconds=VOICEMAIL_SECONDS
+        )
+    if step == "voicemail":
+        sid, sender = call.get("RecordingSid", ""), call.get("From", "")
+        recordings.keep(sid, owner, dict(call))
+        seconds = call.get("RecordingDuration", "")
+        body = f"Voicemail ({seconds} s)" if seconds.isdigit() else "Voicemail"
+        if _E164.match(sender):
+            conversations.add(owner, sender, conversations.Message(sid, "in", body, sid))
+        return say_and_hang_up("Thank you. Goodbye.")
+    return build_hangup_twiml()
+
+
+def _step_url(step: str, owner: str) -> str:
+    """The next step's URL on /api/incomingCall, the user sealed (not readable, not
+    alterable: Twilio's signature covers the URL, the seal covers who it is for)."""
+    settings = get_settings()
+    sealed = seal([], caller=owner, ttl_seconds=STEP_SECONDS, key=settings.flow_key.get())
+    return (
+        f"{settings.public_base_url}/api/incomingCall?{urlencode({'step': step, 'user': sealed})}"
+    )
+
+
+def _recipient(event: Mapping[str, str], sid: str, shape: re.Pattern[str]) -> str | None:
+    """The user an inbound call or SMS is for (see `conversations.recipient`), if any."""
+    sender, line = event.get("From", ""), event.get("To", "")
+    if not shape.match(sid) or not _E164.match(sender):
+        return None  # the inbox checks and refuses what is malformed
+    return conversations.recipient(line, sender, get_settings().conversation_days)
 
 
 def answer_incoming_sms(message: Mapping[str, str]) -> str:
@@ -62,7 +134,8 @@ def answer_incoming_sms(message: Mapping[str, str]) -> str:
     answered. Anything else is kept in the inbox and auto-replied INCOMING_SMS_REPLY when that
     is a send Ahoy may make. Keywords are never routed: carriers' rules, not a user's."""
     body = message.get("Body", "")
-    owner = None if is_keyword(body) else _conversation_owner(message)
+    sid = message.get("MessageSid", "")
+    owner = None if is_keyword(body) else _recipient(message, sid, _MESSAGE_SID)
     if owner is not None:
         added = conversations.add(
             owner, message["From"], conversations.Message(message["MessageSid"], "in", body)
@@ -80,14 +153,6 @@ def answer_incoming_sms(message: Mapping[str, str]) -> str:
     ):
         response.message(reply)
     return str(response.to_xml())
-
-
-def _conversation_owner(message: Mapping[str, str]) -> str | None:
-    """The user the sender is replying to: the last who wrote to it within CONVERSATION_DAYS."""
-    sender = message.get("From", "")
-    if not _MESSAGE_SID.match(message.get("MessageSid", "")) or not _E164.match(sender):
-        return None  # the inbox checks and refuses what is malformed
-    return conversations.owner_of(sender, get_settings().conversation_days)
 
 
 def is_keyword(body: str) -> bool:

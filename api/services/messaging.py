@@ -11,12 +11,12 @@ from api.core import clock, sealing
 from api.core.answers import Answer
 from api.core.call_twiml import message_params
 from api.core.errors import FieldError, ValidationFailed
-from api.core.models import MakeCallRequest, SendSmsRequest
+from api.core.models import OWN_APP, MakeCallRequest, SendSmsRequest
 from api.core.phone import DestinationPolicy
 from api.core.settings import get_settings
 from api.core.urls import is_allowed_twiml_url
 from api.services.sending import Send, hash_text
-from api.stores import conversations, ledger
+from api.stores import conversations, identities, ledger
 from api.stores.twilio_service import Created, get_twilio_service
 
 log = logging.getLogger("ahoy.messaging")
@@ -67,7 +67,12 @@ def send_sms(caller_id: str, request: SendSmsRequest, key: str | None) -> Answer
 def make_call(caller_id: str, request: MakeCallRequest, key: str | None) -> Answer:
     send = Send(caller_id, "call", request.model_dump_json(by_alias=True), key)
     settings = get_settings()
-    DestinationPolicy.from_settings(settings).check(request.to)
+    own_app = request.to == OWN_APP
+    if own_app:  # ring the caller's own app: a developer's way to try incoming calls
+        to = f"client:{identities.identity_for(caller_id)}"
+    else:
+        DestinationPolicy.from_settings(settings).check(request.to)
+        to = request.to
     if request.url is not None:
         if not is_allowed_twiml_url(request.url, settings):
             raise ValidationFailed([FieldError("url", "host is not listed in ALLOWED_TWIML_HOSTS")])
@@ -94,15 +99,19 @@ def make_call(caller_id: str, request: MakeCallRequest, key: str | None) -> Answ
                     )
                 ]
             )
-    row = ledger.new_row(caller_id, "call", request.to, settings.twilio_from_number)
+    row = ledger.new_row(caller_id, "call", to, settings.twilio_from_number)
 
     def create(status_callback: str) -> Created:
         return get_twilio_service().make_call(
-            to=request.to,
+            to=to,
             from_=settings.twilio_from_number,
             url=url,
             status_callback=status_callback,
             time_limit=settings.call_time_limit_seconds,
         )
 
-    return send.run(row, create)
+    def converse(created: Created) -> list[Callable[[], object]]:
+        """The caller owns the conversation with the number now: its calls ring them."""
+        return [lambda: conversations.claim(caller_id, to, clock.now())]
+
+    return send.run(row, create, None if own_app else (None, converse))

@@ -18,7 +18,7 @@ from typing import Any
 
 from api.core import clock
 from api.core.settings import get_settings
-from api.stores import conversations, inbox, ledger, limits
+from api.stores import conversations, inbox, ledger, limits, recordings
 from api.stores.storage import Expiry, TableTransactionError, storage_errors, table
 
 log = logging.getLogger("ahoy.retention")
@@ -28,7 +28,7 @@ MAX_DELETES = 20_000
 
 
 # Every store that keeps rows for a while, each declaring its own (`expiries`).
-STORES = (ledger, limits, inbox, conversations)
+STORES = (ledger, limits, inbox, conversations, recordings)
 
 
 def expiries(now: datetime) -> list[Expiry]:
@@ -55,7 +55,8 @@ def _purge(expiry: Expiry) -> int:
         for page in found.by_page():
             by_partition: dict[str, list[Any]] = defaultdict(list)
             for entity in page:
-                by_partition[entity["PartitionKey"]].append(entity)
+                if expiry.before_delete is None or expiry.before_delete(entity):
+                    by_partition[entity["PartitionKey"]].append(entity)
             for entities in by_partition.values():
                 deleted += _delete(expiry.table, entities)
             if deleted >= MAX_DELETES:

@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # the Twilio client and pydantic load on a send, not with /ap
 
     # What a send leads to: a read made with its admission, then writes made with its row's
     # own once Twilio has accepted it.
-    Follows = tuple[Callable[[], None], Callable[[Created], list[Callable[[], object]]]]
+    Follows = tuple[Callable[[], None] | None, Callable[[Created], list[Callable[[], object]]]]
 
 log = logging.getLogger("ahoy.sending")
 

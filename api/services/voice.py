@@ -1,8 +1,11 @@
 """The TwiML App's Voice URL (/api/voice): calls the app places with the Twilio Voice SDK.
 
-From is `client:<identity>` of a signed-in caller (see `api.services.voice_tokens`); To is
-another app user or a phone number. A number passes the same destination policy, admission
-(ledger row, limits) and status callbacks as makeCall. This is a TwiML webhook under Twilio's 15 s
+From is `client:<identity>` of a signed-in caller (see `api.services.voice_tokens`); To is a
+phone number, another app user by user id (`user:<id>`), or by Voice SDK identity
+(`client:<identity>`). A number passes the same destination policy, admission (ledger row,
+limits) and status callbacks as makeCall, and makes the caller the owner of the conversation
+with it (its calls and texts reach them). A user is called under the same limits and ledger,
+and sees the caller's display name (`callerName`). This is a TwiML webhook under Twilio's 15 s
 budget: nothing here loads pydantic or twilio.rest.
 """
 
@@ -11,19 +14,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
+from api.core import clock
 from api.core.call_twiml import (
     APP_USER_IDENTITY,
     build_apology_twiml,
     build_client_dial_twiml,
     build_number_dial_twiml,
+    build_user_dial_twiml,
 )
 from api.core.errors import AhoyError
 from api.core.phone import DestinationPolicy, mask, parse_e164
 from api.core.settings import Settings, get_settings
 from api.services.sending import admit
-from api.stores import identities, ledger
+from api.stores import conversations, identities, ledger
 
 log = logging.getLogger("ahoy.voice")
+
+USER_PREFIX = "user:"  # To of an app-to-app call: the callee's user id
 
 
 def render_voice(form: Mapping[str, str]) -> str:
@@ -36,6 +43,8 @@ def render_voice(form: Mapping[str, str]) -> str:
         return build_apology_twiml()
     if to.startswith("client:") and APP_USER_IDENTITY.match(to.removeprefix("client:")):
         return build_client_dial_twiml(to.removeprefix("client:"))
+    if to.startswith(USER_PREFIX):
+        return _call_user(caller_id, to.removeprefix(USER_PREFIX), settings)
     try:
         number = parse_e164(to)
     except ValueError:
@@ -46,10 +55,37 @@ def render_voice(form: Mapping[str, str]) -> str:
     except AhoyError as refused:
         log.info("voice call to %s refused: %s", mask(number), refused.slug)
         return build_apology_twiml()
+    try:  # the caller owns the conversation with the number now: its calls ring them
+        conversations.claim(caller_id, number, clock.now())
+    except AhoyError as failed:
+        log.warning("voice call to %s: route not recorded (%s)", mask(number), failed.slug)
     return build_number_dial_twiml(
         number,
         caller_id=settings.twilio_from_number,
         status_callback=f"{settings.public_base_url}/api/status?ref={ref}",
+    )
+
+
+def _call_user(caller_id: str, callee_id: str, settings: Settings) -> str:
+    """Ring another app user by their user id: a user who has taken a token (their app can
+    ring), under the caller's limits and ledger; the callee sees the caller's name."""
+    try:
+        callee = identities.known(callee_id) if 0 < len(callee_id) <= 256 else None
+        me = identities.known(caller_id)
+        if callee is None or callee_id == caller_id:
+            log.info("voice call refused: no app user to call by that id")
+            return build_apology_twiml()
+        sender = f"client:{identities.identity_for(caller_id)}"
+        row = ledger.new_row(caller_id, "call", USER_PREFIX + callee_id, sender)
+        admit(row, settings)
+    except AhoyError as refused:
+        log.info("voice call to an app user refused: %s", refused.slug)
+        return build_apology_twiml()
+    return build_user_dial_twiml(
+        callee[0],
+        caller_name=me[1] if me else caller_id,
+        caller_id=caller_id,
+        status_callback=f"{settings.public_base_url}/api/status?ref={row.ref}",
     )
 
 

@@ -18,7 +18,7 @@ from api.core.settings import PUSH_PLATFORMS, get_settings
 from api.stores import identities
 
 
-def mint_token(caller_id: str, platform: str | None = None) -> VoiceToken:
+def mint_token(caller_id: str, platform: str | None = None, name: str | None = None) -> VoiceToken:
     """An AccessToken with a VoiceGrant for the caller, signed with the API key; with the push
     credential of the device's `platform` (`ios`, `ios-sandbox`, `android`), else the default
     one, else none (the answer's `pushCredentialSid` is then null)."""
@@ -39,8 +39,7 @@ def mint_token(caller_id: str, platform: str | None = None) -> VoiceToken:
     if missing or settings.twilio_api_key_secret is None:
         raise ConfigurationError.missing(missing)
     identity = identities.identity_for(caller_id)
-    if identity != caller_id:
-        identities.remember(identity, caller_id)
+    identities.remember(identity, caller_id, name)
     push = (platform and settings.push_credentials.get(platform)) or (
         settings.twilio_push_credential_sid
     )

@@ -1,4 +1,5 @@
-"""Voicemail: keep the recording a flow's <Record> made, and text NotifyNumber a link to it."""
+"""Voicemail: keep the recording a flow's <Record> made, and text NotifyNumber a link to it
+(Ahoy's signed link: the number's owner hears it without Twilio's credentials)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Mapping
 from api.core.errors import AhoyError
 from api.core.phone import DestinationPolicy, mask
 from api.core.settings import get_settings
+from api.services.media import NOTIFICATION_LINK_SECONDS, signed_link
 from api.stores import inbox, limits
 from api.stores.twilio_service import get_twilio_service
 
@@ -20,7 +22,9 @@ def save_voicemail(call: Mapping[str, str], *, notify: str | None) -> None:
         return  # a replayed webhook: kept and notified the first time
     if notify:
         sender = call.get("From", "an unknown caller")
-        _notify(notify, f"New voicemail from {sender}: {call.get('RecordingUrl', '')}")
+        # Ahoy's signed link, never Twilio's media URL (which needs the account's credentials).
+        link = signed_link(call.get("RecordingSid", ""), NOTIFICATION_LINK_SECONDS)
+        _notify(notify, f"New voicemail from {sender}: {link.url}")
 
 
 def _notify(number: str, text: str) -> None:

@@ -24,16 +24,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from api.core import clock, pages
 from api.core.errors import NotFound
-from api.core.models import (
-    Conversation,
-    ConversationMessage,
-    ConversationMessagePage,
-    ConversationPage,
-)
 from api.core.phone import mask
 from api.core.settings import Settings
 from api.stores.storage import (
@@ -47,6 +41,9 @@ from api.stores.storage import (
     storage_errors,
     table,
 )
+
+if TYPE_CHECKING:  # pydantic loads when a list is asked for, not with /api/voice's routing
+    from api.core.models import ConversationMessagePage, ConversationPage
 
 log = logging.getLogger("ahoy.conversations")
 
@@ -121,6 +118,44 @@ def owner_of(number: str, within_days: int) -> str | None:
     return str(latest["Caller"])
 
 
+PINNED = "pinned"  # a line's row in its number's partition (route rows are caller partitions)
+
+
+def pin(line: str, caller: str) -> None:
+    """Pin Ahoy's number `line` to `caller`: what reaches it goes to them (a user's own line)."""
+    from azure.data.tables import UpdateMode
+
+    entity = {"PartitionKey": _number_key(line), "RowKey": PINNED, "Caller": caller}
+    with storage_errors():
+        table(ROUTES).upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+
+def unpin(line: str) -> None:
+    """Unpin `line`; NotFound when it is not pinned."""
+    step = ("delete", {"PartitionKey": _number_key(line), "RowKey": PINNED})
+    try:
+        with storage_errors():
+            table(ROUTES).submit_transaction([step])  # a plain delete hides a 404
+    except TableTransactionError as failed:
+        if failed.status_code != 404:
+            raise
+        raise NotFound("This number is not pinned to a user.") from None
+
+
+def pinned_to(line: str) -> str | None:
+    with storage_errors():
+        try:
+            return str(table(ROUTES).get_entity(_number_key(line), PINNED)["Caller"])
+        except ResourceNotFoundError:
+            return None
+
+
+def recipient(line: str, sender: str, within_days: int) -> str | None:
+    """Who what `sender` sends to Ahoy's `line` is for: the user the line is pinned to, else
+    the user who last wrote to or called `sender` within `within_days`, else no one."""
+    return pinned_to(line) or owner_of(sender, within_days)
+
+
 # --- threads -----------------------------------------------------------------------------
 
 
@@ -129,6 +164,7 @@ class Message:
     sid: str
     direction: str  # "in" (from the counterpart) or "out" (the user's)
     body: str
+    recording: str | None = None  # a voicemail's RecordingSid (served by /api/recordings)
 
 
 def add(caller: str, number: str, message: Message, known: Thread | None = None) -> bool:
@@ -166,6 +202,7 @@ def add(caller: str, number: str, message: Message, known: Thread | None = None)
                     "Sid": message.sid,
                     "Direction": message.direction,
                     "Body": message.body[:MAX_BODY],
+                    "Recording": message.recording or "",
                     "At": at,
                 },
             ),
@@ -257,6 +294,8 @@ def mark_read(caller: str, number: str) -> None:
 
 def list_threads(caller: str, page_size: int, continuation: str | None) -> ConversationPage:
     """The caller's threads, the one with the newest message first."""
+    from api.core.models import Conversation, ConversationMessage, ConversationPage
+
     items, token = _page(caller, RECENT, page_size, continuation)
     threads = [
         Conversation(
@@ -278,11 +317,17 @@ def list_messages(
     caller: str, number: str, page_size: int, continuation: str | None
 ) -> ConversationMessagePage:
     """The messages of the caller's thread with `number`, both ways, newest first."""
+    from api.core.models import ConversationMessage, ConversationMessagePage
+
     prefix = f"{MESSAGE}{_number_key(number)}-"
     items, token = _page(caller, prefix, page_size, continuation)
     messages = [
         ConversationMessage(
-            sid=item["Sid"], direction=item["Direction"], body=item["Body"], at=_iso(item["At"])
+            sid=item["Sid"],
+            direction=item["Direction"],
+            body=item["Body"],
+            at=_iso(item["At"]),
+            recording_sid=item.get("Recording") or None,
         )
         for item in items
     ]

@@ -24,10 +24,28 @@ def identity_for(caller_id: str) -> str:
     return DIGEST_PREFIX + hashlib.sha256(caller_id.encode()).hexdigest()[:48]
 
 
-def remember(identity: str, caller_id: str) -> None:
-    """Record that `identity` stands for `caller_id`."""
+def remember(identity: str, caller_id: str, name: str | None = None) -> None:
+    """Record that `identity` stands for `caller_id` (shown to callees as `name`, else the id):
+    every caller who takes a token, so others can call them by id."""
+    from azure.data.tables import UpdateMode
+
+    entity = {"PartitionKey": identity, "RowKey": "", "Caller": caller_id, "Name": name or ""}
     with storage_errors():
-        table(TABLE).upsert_entity({"PartitionKey": identity, "RowKey": "", "Caller": caller_id})
+        table(TABLE).upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+
+def known(caller_id: str) -> tuple[str, str] | None:
+    """The identity and display name of a caller who has taken a Voice SDK token (None for
+    one who never has: their app cannot ring)."""
+    identity = identity_for(caller_id)
+    with storage_errors():
+        try:
+            entity = table(TABLE).get_entity(identity, "")
+        except ResourceNotFoundError:
+            return None
+    if entity["Caller"] != caller_id:
+        return None
+    return identity, str(entity.get("Name") or caller_id)
 
 
 def caller_of(identity: str) -> str | None:

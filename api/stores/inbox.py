@@ -17,7 +17,8 @@ from typing import Any
 from api.core import clock, pages
 from api.core.errors import FieldError, ValidationFailed
 from api.core.phone import mask
-from api.core.settings import Settings
+from api.core.settings import Settings, get_settings
+from api.stores import recordings
 from api.stores.storage import (
     Expiry,
     ResourceNotFoundError,
@@ -70,6 +71,7 @@ def store_voicemail(call: Mapping[str, str]) -> bool:
         table(TABLE).upsert_entity(
             {"PartitionKey": RECORDINGS, "RowKey": recording_sid, "Item": row}
         )
+    recordings.keep(recording_sid, recordings.INBOX, dict(call))  # the admins' to hear
     return True
 
 
@@ -153,13 +155,12 @@ def _view(entity: Mapping[str, Any]) -> dict[str, Any]:
         "to": entity["To"],
         "receivedAt": entity["ReceivedAt"].isoformat().replace("+00:00", "Z"),
     }
-    for name, key in (
-        ("Body", "body"),
-        ("RecordingUrl", "recordingUrl"),
-        ("Transcription", "transcription"),
-    ):
+    for name, key in (("Body", "body"), ("Transcription", "transcription")):
         if entity.get(name):
             view[key] = entity[name]
+    if entity.get("RecordingSid"):  # Ahoy's route, never Twilio's media URL
+        base = get_settings().public_base_url
+        view["recordingUrl"] = f"{base}/api/recordings/{entity['RecordingSid']}"
     return view
 
 

@@ -330,6 +330,8 @@ class Expiry:
     name: str
     table: str
     query: str
+    # Called for each expired row before it is deleted; False keeps the row (for now).
+    before_delete: Callable[[Any], bool] | None = None
 
 
 def row_key_prefix(prefix: str) -> str:

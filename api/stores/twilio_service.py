@@ -26,6 +26,7 @@ from api.core.errors import (
     AhoyError,
     ConfigurationError,
     FieldError,
+    NotFound,
     ServiceUnavailable,
     UpstreamError,
     UpstreamTimeout,
@@ -39,6 +40,7 @@ log = logging.getLogger("ahoy.twilio")
 
 CONNECT_TIMEOUT_SECONDS = 3.05
 READ_TIMEOUT_SECONDS = 10.0
+MEDIA_TIMEOUT_SECONDS = 20.0  # a voicemail's MP3 is at most a few MB
 
 _TRIAL = (
     "is not verified: a trial Twilio account can only reach verified numbers. "
@@ -92,6 +94,10 @@ class TwilioService:
     def __init__(self, settings: Settings, http_client: TwilioHttpClient | None = None) -> None:
         self._settings = settings
         self._client = _build_client(settings, http_client)
+        # Media is binary: fetched on the same pooled session, not through twilio's text client.
+        self._session: requests.Session = getattr(self._client.http_client, "session", None) or (
+            requests.Session()
+        )
 
     def send_sms(
         self,
@@ -130,6 +136,34 @@ class TwilioService:
                 time_limit=time_limit,
             )
         return _created(call, call._from)  # twilio-python names it `_from` on calls
+
+    def fetch_recording(self, sid: str) -> bytes:
+        """A recording's audio (MP3), fetched with the account's credentials (Twilio enforces
+        HTTP authentication on media for new accounts); NotFound when Twilio has none."""
+        settings = self._settings
+        base = settings.twilio_api_base_url or "https://api.twilio.com"
+        url = f"{base}/2010-04-01/Accounts/{settings.twilio_account_sid}/Recordings/{sid}.mp3"
+        with _translated_errors("call"):
+            answer = self._session.get(
+                url,
+                auth=self._client.auth,
+                timeout=(CONNECT_TIMEOUT_SECONDS, MEDIA_TIMEOUT_SECONDS),
+                allow_redirects=True,  # Twilio redirects media to its storage
+            )
+        if answer.status_code == 404:
+            raise NotFound(f"Twilio has no recording {sid}.")
+        if answer.status_code >= 400:
+            raise translate_twilio_error(answer.status_code, None, "call")
+        return answer.content
+
+    def delete_recording(self, sid: str) -> None:
+        """Delete a recording at Twilio (one already gone counts as deleted)."""
+        with _translated_errors("call"):
+            try:
+                self._client.api.v2010.account.recordings(sid).delete()
+            except TwilioRestException as exc:
+                if exc.status != 404:
+                    raise
 
     def find_messages(
         self, *, to: str, from_: str | None, since: datetime, until: datetime

@@ -123,6 +123,58 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/recordings/{sid}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A recording of the caller's (a voicemail), fetched from Twilio */
+        get: operations["getRecording"];
+        put?: never;
+        post?: never;
+        /** Delete a recording of the caller's, at Twilio too */
+        delete: operations["deleteRecording"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/recordings/{sid}/link": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A signed link to a recording, for a player that cannot send a token */
+        get: operations["getRecordingLink"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/recordings/{sid}/audio": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The recording a signed link names (the link is the credential) */
+        get: operations["getLinkedRecording"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/messages/{sid}": {
         parameters: {
             query?: never;
@@ -232,7 +284,7 @@ export interface components {
         };
         /**
          * ConversationMessage
-         * @description A message of a conversation, either way.
+         * @description A message of a conversation, either way (a voicemail is one, with its recording).
          */
         ConversationMessage: {
             /** Sid */
@@ -250,6 +302,12 @@ export interface components {
              * @description When Ahoy kept it (RFC 3339, UTC)
              */
             at: string;
+            /**
+             * Recordingsid
+             * @description A voicemail's recording: GET /api/recordings/{recordingSid} (or /link)
+             * @default null
+             */
+            recordingSid: string | null;
         };
         /**
          * ConversationMessagePage
@@ -284,8 +342,9 @@ export interface components {
         MakeCallRequest: {
             /**
              * To
-             * @description Strict E.164.
+             * @description Strict E.164, or "app": the caller's own app (its Voice SDK client).
              * @example +14155550100
+             * @example app
              */
             to: string;
             /** Message */
@@ -394,6 +453,19 @@ export interface components {
              * @description The continuation token of the next page; null: last
              */
             next: string | null;
+        };
+        /**
+         * RecordingLink
+         * @description GET /api/recordings/{sid}/link: a signed link for a player that cannot send a token.
+         */
+        RecordingLink: {
+            /** Url */
+            url: string;
+            /**
+             * Expiresat
+             * Format: date-time
+             */
+            expiresAt: string;
         };
         /**
          * Resource
@@ -516,7 +588,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not allowed: a destination the policy refuses, or a route this caller may not use. */
+            /** @description Not allowed: a destination the policy refuses, a route this caller may not use, or an expired or altered signed link. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -657,7 +729,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not allowed: a destination the policy refuses, or a route this caller may not use. */
+            /** @description Not allowed: a destination the policy refuses, a route this caller may not use, or an expired or altered signed link. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1114,6 +1186,343 @@ export interface operations {
             };
         };
     };
+    getRecording: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The recording's SID (`recordingSid` of a voicemail). */
+                sid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the recording (MP3) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "audio/mpeg": string;
+                };
+            };
+            /** @description No valid caller: sign in (a bearer token, or Easy Auth), or the function key is missing. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or not the caller's own. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid: `errors` names each one. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Ahoy is misconfigured: `settings` names the app settings to fix. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Twilio failed, or refused with an error of its own. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Storage, Twilio or the identity provider is unavailable, or the daily cap is spent. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Twilio did not answer in time: the outcome is unknown; retry with the same key. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deleteRecording: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The recording's SID (`recordingSid` of a voicemail). */
+                sid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No valid caller: sign in (a bearer token, or Easy Auth), or the function key is missing. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or not the caller's own. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid: `errors` names each one. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Ahoy is misconfigured: `settings` names the app settings to fix. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Twilio failed, or refused with an error of its own. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Storage, Twilio or the identity provider is unavailable, or the daily cap is spent. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Twilio did not answer in time: the outcome is unknown; retry with the same key. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getRecordingLink: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The recording's SID (`recordingSid` of a voicemail). */
+                sid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description a link valid for minutes */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecordingLink"];
+                };
+            };
+            /** @description No valid caller: sign in (a bearer token, or Easy Auth), or the function key is missing. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or not the caller's own. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid: `errors` names each one. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Ahoy is misconfigured: `settings` names the app settings to fix. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Storage, Twilio or the identity provider is unavailable, or the daily cap is spent. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getLinkedRecording: {
+        parameters: {
+            query: {
+                /** @description As the link gave it. */
+                expires: string;
+                /** @description As the link gave it. */
+                signature: string;
+            };
+            header?: never;
+            path: {
+                /** @description The recording's SID (`recordingSid` of a voicemail). */
+                sid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the recording (MP3) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "audio/mpeg": string;
+                };
+            };
+            /** @description Not allowed: a destination the policy refuses, a route this caller may not use, or an expired or altered signed link. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or not the caller's own. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid: `errors` names each one. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Ahoy is misconfigured: `settings` names the app settings to fix. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Twilio failed, or refused with an error of its own. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Storage, Twilio or the identity provider is unavailable, or the daily cap is spent. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Twilio did not answer in time: the outcome is unknown; retry with the same key. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     getMessage: {
         parameters: {
             query?: never;
@@ -1268,7 +1677,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not allowed: a destination the policy refuses, or a route this caller may not use. */
+            /** @description Not allowed: a destination the policy refuses, a route this caller may not use, or an expired or altered signed link. */
             403: {
                 headers: {
                     [name: string]: unknown;
