@@ -32,6 +32,8 @@ param twilioPushCredentialSidAndroid string
 param twilioCallerIds string
 param incomingCallFlow string
 param incomingSmsReply string
+param incomingHelpReply string
+param optOutKeepDays int
 param callerAuth string
 param callerKeys string
 param oidcIssuer string
@@ -355,6 +357,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     TWILIO_CALLER_IDS: twilioCallerIds
     INCOMING_CALL_FLOW: incomingCallFlow
     INCOMING_SMS_REPLY: incomingSmsReply
+    INCOMING_HELP_REPLY: incomingHelpReply
+    OPT_OUT_KEEP_DAYS: string(optOutKeepDays)
     AHOY_TABLE_PREFIX: tablePrefix
     FLOW_TTL_SECONDS: string(flowTtlSeconds)
     TOKEN_TTL_SECONDS: string(tokenTtlSeconds)

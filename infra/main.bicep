@@ -72,6 +72,9 @@ param incomingCallFlow string = 'mode=voicemail&Message=Hello.+Please+leave+a+me
 @description('Auto-reply to inbound SMS; empty for none.')
 param incomingSmsReply string = ''
 
+@description('The answer to HELP and INFO (INCOMING_HELP_REPLY); empty: Twilio answers.')
+param incomingHelpReply string = ''
+
 @allowed(['', 'easyauth', 'jwt', 'key'])
 @description('Who the caller is: App Service Authentication (easyauth), an OIDC JWT, or the function key; empty means easyauth.')
 param callerAuth string = 'easyauth'
@@ -133,6 +136,11 @@ param retentionDays int = 90
 @maxValue(365)
 param conversationDays int = 30
 
+@description('Days an opt-out is kept (OPT_OUT_KEEP_DAYS); 0: until the recipient opts back in.')
+@minValue(0) // or 365 and more: the app refuses 1 to 364
+@maxValue(36500)
+param optOutKeepDays int = 0
+
 // Key Vault keeps a deleted vault's name for its retention period. Purge protection forbids
 // purging it early, so `azd down` followed by `azd up` fails for 90 days: off by default (then
 // `azd down --purge` frees the name); when on, change keyVaultNameSuffix to create anew.
@@ -187,6 +195,8 @@ module app 'app.bicep' = {
     twilioCallerIds: twilioCallerIds
     incomingCallFlow: incomingCallFlow
     incomingSmsReply: incomingSmsReply
+    incomingHelpReply: incomingHelpReply
+    optOutKeepDays: optOutKeepDays
     callerAuth: callerAuth
     callerKeys: callerKeys
     oidcIssuer: oidcIssuer

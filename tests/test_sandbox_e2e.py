@@ -594,3 +594,30 @@ def test_calls_reach_the_app_end_to_end(azurite: Azurite, tmp_path: Path) -> Non
         host.stop()
         twilio.stop()
         issuer.shutdown()
+
+
+def test_stop_from_the_sandbox_stops_sends_and_start_lets_them_through(
+    app: str, sandbox: Sandbox
+) -> None:
+    sandbox.account = replace(sandbox.account, sms_url=f"{app}/api/incomingSms")
+    contact = "+14155550164"
+
+    def contact_texts(text: str) -> None:
+        answer = requests.post(
+            f"{sandbox.url}/sandbox/replies", json={"from": contact, "body": text}, timeout=10
+        )
+        assert answer.json()["answered"] == 200
+
+    def sent_to_contact() -> int:
+        return sum(m.to == contact for m in list(sandbox.outbox.messages.values()))
+
+    contact_texts("Stop")
+    refused = app_post(app, "/api/sendSms", {"to": contact, "body": "still there?"})
+    assert (refused.status_code, refused.json()["type"]) == (
+        422,
+        "urn:ahoy:problem:recipient-opted-out",
+    )
+    assert sent_to_contact() == 0
+    contact_texts("START")
+    assert app_post(app, "/api/sendSms", {"to": contact, "body": "welcome back"}).status_code == 201
+    assert sent_to_contact() == 1

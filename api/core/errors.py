@@ -109,6 +109,13 @@ class ValidationFailed(ClientError):
         self.errors = errors
 
 
+class RecipientOptedOut(ValidationFailed):
+    slug, title = "recipient-opted-out", "The recipient opted out"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__([FieldError("to", "has opted out (texted STOP)")], detail=detail)
+
+
 class RateLimited(ClientError):
     status, slug, title = 429, "rate-limited", "Too many requests"
 

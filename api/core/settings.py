@@ -148,6 +148,8 @@ class Settings:
     incoming_sms_reply: str
     retention_days: int
     conversation_days: int
+    opt_out_keep_days: int  # 0: kept until the recipient opts back in or an admin clears it
+    incoming_help_reply: str
 
     @property
     def public_host(self) -> str:
@@ -227,6 +229,8 @@ class Settings:
             incoming_sms_reply=reader.optional("INCOMING_SMS_REPLY", str) or "",
             retention_days=reader.optional("RETENTION_DAYS", _int_between(1, 3650)) or 90,
             conversation_days=reader.optional("CONVERSATION_DAYS", _int_between(1, 365)) or 30,
+            opt_out_keep_days=reader.optional("OPT_OUT_KEEP_DAYS", _keep_days) or 0,
+            incoming_help_reply=reader.optional("INCOMING_HELP_REPLY", str) or "",
         )
         if (settings.twilio_api_key_sid is None) != (settings.twilio_api_key_secret is None):
             reader.bad.extend(["TWILIO_API_KEY_SID", "TWILIO_API_KEY_SECRET"])
@@ -381,6 +385,14 @@ def _origin_and_path(raw: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
         raise ValueError
     return raw
+
+
+def _keep_days(raw: str) -> int:
+    """0 (kept until withdrawn), or 365 to 36500 days: never less than a year of proof."""
+    value = int(raw)
+    if value != 0 and not 365 <= value <= 36_500:
+        raise ValueError
+    return value
 
 
 def _boolean(raw: str) -> bool:

@@ -48,7 +48,7 @@ PROBLEMS = {
     409: "The Idempotency-Key is in flight, or its first request's outcome is not known yet.",
     413: "The body is too large.",
     415: "The body is not application/json.",
-    422: "A field is invalid: `errors` names each one.",
+    422: "A field is invalid (`errors` names each one), or the recipient opted out.",
     429: "A limit is reached: the caller's, or the destination's.",
     500: "Ahoy is misconfigured: `settings` names the app settings to fix.",
     502: "Twilio failed, or refused with an error of its own.",

@@ -6,7 +6,13 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from api.edge.http import answers_problems, json_response, parse_json, route_number
+from api.edge.http import (
+    answers_problems,
+    json_response,
+    page_request,
+    parse_json,
+    route_number,
+)
 
 bp = func.Blueprint()
 
@@ -49,6 +55,25 @@ def unpin_line(req: func.HttpRequest) -> func.HttpResponse:
     from api.stores import conversations
 
     conversations.unpin(route_number(req))
+    return func.HttpResponse(status_code=204)
+
+
+@bp.route(route="ops/opt-outs", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+@answers_problems
+def list_opt_outs(req: func.HttpRequest) -> func.HttpResponse:
+    """Who opted out (STOP, or Twilio's 21610), by number, paged."""
+    from api.stores import opt_outs
+
+    return json_response(opt_outs.list_page(*page_request(req)))
+
+
+@bp.route(route="ops/opt-outs/{number}", methods=["DELETE"], auth_level=func.AuthLevel.ADMIN)
+@answers_problems
+def clear_opt_out(req: func.HttpRequest) -> func.HttpResponse:
+    """Clear an opt-out (the recipient asked to hear again by other means)."""
+    from api.stores import opt_outs
+
+    opt_outs.remove(route_number(req))
     return func.HttpResponse(status_code=204)
 
 

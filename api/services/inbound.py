@@ -1,11 +1,13 @@
 """Answering what reaches the app's Twilio number: inbound calls and inbound SMS.
 
-Each is kept in the inbox first, once per Twilio event (a replayed webhook changes nothing).
-A call is then answered with INCOMING_CALL_FLOW; a message with INCOMING_SMS_REPLY, unless it
-is an opt-out, opt-in or help keyword (Twilio and the carriers answer those), a replay, a
-sender outside the destination policy, or one the limits refuse: an auto-reply is a send like
-any other, counted against the sender's hourly limit and the app's daily cap, so strangers
-cannot turn the number into an SMS pump.
+A call or text for a user (see `conversations.recipient`) reaches that user. Anything else
+is kept in the inbox first, once per Twilio event (a replayed webhook changes nothing). A
+call is then answered with INCOMING_CALL_FLOW; a message with INCOMING_SMS_REPLY, unless it
+is a replay, a sender outside the destination policy, or one the limits refuse: an auto-reply
+is a send like any other, counted against the sender's hourly limit and the app's daily cap,
+so strangers cannot turn the number into an SMS pump. Opt-out, opt-in and help keywords are
+never routed nor auto-replied: they record or clear an opt-out (`api.stores.opt_outs`), and
+HELP gets INCOMING_HELP_REPLY when it is set.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from api.core.phone import DestinationPolicy, mask, parse_e164
 from api.core.sealing import SealRejected, seal, unseal
 from api.core.settings import get_settings
 from api.services.call_flows import render_twiml
-from api.stores import conversations, identities, limits, recordings
+from api.stores import conversations, identities, limits, opt_outs, recordings
 from api.stores.inbox import store_inbound_call, store_inbound_sms
 
 log = logging.getLogger("ahoy.inbound")
@@ -43,23 +45,12 @@ VOICEMAIL_PROMPT = "Nobody can take your call. Please leave a message after the 
 _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 
 # What carriers and Twilio treat as opt-out, opt-in and help (Twilio's advanced opt-out).
-KEYWORDS = frozenset(
-    {
-        "STOP",
-        "STOPALL",
-        "UNSUBSCRIBE",
-        "CANCEL",
-        "END",
-        "QUIT",
-        "OPTOUT",
-        "REVOKE",
-        "START",
-        "UNSTOP",
-        "YES",
-        "HELP",
-        "INFO",
-    }
+OPT_OUT_WORDS = frozenset(
+    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE"}
 )
+OPT_IN_WORDS = frozenset({"START", "UNSTOP", "YES"})
+HELP_WORDS = frozenset({"HELP", "INFO"})
+KEYWORDS = OPT_OUT_WORDS | OPT_IN_WORDS | HELP_WORDS
 
 
 def answer_incoming_call(query: Sequence[tuple[str, str]], call: Mapping[str, str]) -> str:
@@ -135,7 +126,10 @@ def answer_incoming_sms(message: Mapping[str, str]) -> str:
     is a send Ahoy may make. Keywords are never routed: carriers' rules, not a user's."""
     body = message.get("Body", "")
     sid = message.get("MessageSid", "")
-    owner = None if is_keyword(body) else _recipient(message, sid, _MESSAGE_SID)
+    keyword = keyword_of(body)
+    if keyword is not None:
+        return _answer_keyword(keyword, message)
+    owner = _recipient(message, sid, _MESSAGE_SID)
     if owner is not None:
         added = conversations.add(
             owner, message["From"], conversations.Message(message["MessageSid"], "in", body)
@@ -145,21 +139,39 @@ def answer_incoming_sms(message: Mapping[str, str]) -> str:
     first_time = store_inbound_sms(message)
     reply = get_settings().incoming_sms_reply
     response = MessagingResponse()
-    if (
-        reply
-        and first_time
-        and not is_keyword(message.get("Body", ""))
-        and _may_reply_to(message.get("From", ""))
-    ):
+    if reply and first_time and _may_reply_to(message.get("From", "")):
         response.message(reply)
+    return str(response.to_xml())
+
+
+def _answer_keyword(keyword: str, message: Mapping[str, str]) -> str:
+    """Kept in the inbox, never routed. STOP-family words record an opt-out and START-family
+    words clear it (Twilio answers both itself, with its own confirmation); HELP-family words
+    get INCOMING_HELP_REPLY when it is set, else Twilio's own answer."""
+    first_time = store_inbound_sms(message)
+    sender = message.get("From", "")
+    if first_time and _E164.match(sender):
+        if keyword in OPT_OUT_WORDS:
+            opt_outs.mark(sender, keyword)
+        elif keyword in OPT_IN_WORDS:
+            opt_outs.clear(sender)
+    response = MessagingResponse()
+    help_reply = get_settings().incoming_help_reply
+    if keyword in HELP_WORDS and help_reply and first_time:
+        response.message(help_reply)
     return str(response.to_xml())
 
 
 def is_keyword(body: str) -> bool:
     """True for a keyword in any case, fullwidth form, spacing or punctuation (`Stop.`)."""
+    return keyword_of(body) is not None
+
+
+def keyword_of(body: str) -> str | None:
+    """The keyword `body` is, in any case, fullwidth form, spacing or punctuation (`Stop.`)."""
     folded = unicodedata.normalize("NFKC", body).strip()
     word = "".join(c for c in folded if not unicodedata.category(c).startswith(("P", "Z", "S")))
-    return word.upper() in KEYWORDS
+    return word.upper() if word.upper() in KEYWORDS else None
 
 
 def _may_reply_to(sender: str) -> bool:

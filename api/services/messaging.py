@@ -16,12 +16,14 @@ from api.core.phone import DestinationPolicy
 from api.core.settings import get_settings
 from api.core.urls import is_allowed_twiml_url
 from api.services.sending import Send, hash_text
-from api.stores import conversations, identities, ledger
+from api.stores import conversations, identities, ledger, opt_outs
+from api.stores.storage import keep_trying
 from api.stores.twilio_service import Created, get_twilio_service
 
 log = logging.getLogger("ahoy.messaging")
 
 MAX_TWILIO_URL = 4000  # the longest Url Twilio's Calls API takes
+OPTED_OUT = 21610  # Twilio: the recipient has unsubscribed from this sender
 
 
 def send_sms(caller_id: str, request: SendSmsRequest, key: str | None) -> Answer:
@@ -61,7 +63,14 @@ def send_sms(caller_id: str, request: SendSmsRequest, key: str | None) -> Answer
     def read_thread() -> None:  # with admission: one round trip less after Twilio
         thread.append(conversations.read_thread(caller_id, request.to))
 
-    return send.run(row, create, (read_thread, converse))
+    try:
+        return send.run(
+            row, create, (read_thread, converse), check=lambda: opt_outs.check(request.to)
+        )
+    except ValidationFailed as refused:
+        if refused.code == OPTED_OUT:  # Twilio knew first (its own STOP list): keep it too
+            keep_trying(lambda: opt_outs.mark(request.to, "Twilio 21610"), "an opt-out")
+        raise
 
 
 def make_call(caller_id: str, request: MakeCallRequest, key: str | None) -> Answer:

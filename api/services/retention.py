@@ -18,7 +18,7 @@ from typing import Any
 
 from api.core import clock
 from api.core.settings import get_settings
-from api.stores import conversations, inbox, ledger, limits, recordings
+from api.stores import conversations, inbox, ledger, limits, opt_outs, recordings
 from api.stores.storage import Expiry, TableTransactionError, storage_errors, table
 
 log = logging.getLogger("ahoy.retention")
@@ -28,7 +28,7 @@ MAX_DELETES = 20_000
 
 
 # Every store that keeps rows for a while, each declaring its own (`expiries`).
-STORES = (ledger, limits, inbox, conversations, recordings)
+STORES = (ledger, limits, inbox, conversations, recordings, opt_outs)
 
 
 def expiries(now: datetime) -> list[Expiry]:

@@ -79,12 +79,15 @@ class Send:
         row: ledger.Row,
         create: Callable[[str], Created],
         follows: Follows | None = None,
+        check: Callable[[], None] | None = None,
     ) -> Answer:
         """Admit `row`, ask Twilio (`create`, given the status callback URL), record the
         outcome. `follows` is what a send Twilio accepted leads to: a read made with
-        admission, and the writes made with the row's."""
+        admission, and the writes made with the row's. `check` refuses the send (raising
+        AhoyError) at admission, as a full limit does."""
         settings = get_settings()
-        held = admit(row, settings, self.key, also=follows[0] if follows else None)
+        also = follows[0] if follows else None
+        held = admit(row, settings, self.key, also=also, check=check)
         if held is not None and not held.owned:
             return _settle_earlier(held)
         try:
@@ -100,10 +103,12 @@ def admit(
     settings: Settings,
     key: idempotency.Key | None = None,
     also: Callable[[], None] | None = None,
+    check: Callable[[], None] | None = None,
 ) -> Claim | None:
     """Record `row` (with the claim of `key`, when given) and take the send from the limits,
-    both at once (with `also`, a read the send needs later); RateLimited / ServiceUnavailable
-    if a limit is full.
+    all at once (with `also`, a read the send needs later, and `check`, which may refuse the
+    send); RateLimited / ServiceUnavailable if a limit is full, what `check` raised if it
+    refused. A refused send leaves nothing: its row is withdrawn, its limits given back.
 
     A key an earlier request holds wins: the limits are given back and its Claim returned.
     """
@@ -112,10 +117,16 @@ def admit(
     )
     # consume uses at_once itself: it goes first, in this thread (see at_once).
     results = at_once(
-        [lambda: limits.consume(row.caller, row.to, settings), record, *([also] if also else [])]
+        [
+            lambda: limits.consume(row.caller, row.to, settings),
+            record,
+            check or (lambda: None),
+            *([also] if also else []),
+        ]
     )
     limited = cast("list[limits.Window] | AhoyError", results[0])
     recorded = cast("Claim | AhoyError | None", results[1])
+    refused = results[2] if isinstance(results[2], AhoyError) else None
     taken = limited if isinstance(limited, list) else []
     if isinstance(recorded, AhoyError) or (recorded is not None and not recorded.owned):
         keep_trying(lambda: limits.give_back(taken), "giving back the limits")
@@ -124,10 +135,13 @@ def admit(
         if isinstance(recorded, AhoyError):
             raise recorded
         return recorded
-    if isinstance(limited, AhoyError):
+    refusal = refused or (limited if isinstance(limited, AhoyError) else None)
+    if refusal is not None:
         keep_trying(lambda: ledger.withdraw(row), f"withdrawing send {row.ref}")
-        log.info("%s to %s refused: %s", row.kind, mask(row.to), limited.slug)
-        raise limited
+        if taken:
+            keep_trying(lambda: limits.give_back(taken), "giving back the limits")
+        log.info("%s to %s refused: %s", row.kind, mask(row.to), refusal.slug)
+        raise refusal
     return recorded
 
 

@@ -63,6 +63,8 @@ OPTIONAL_SETTINGS = [
     "WEBSITE_SITE_NAME",
     "RETENTION_DAYS",
     "CONVERSATION_DAYS",
+    "OPT_OUT_KEEP_DAYS",
+    "INCOMING_HELP_REPLY",
     "AzureWebJobsStorage__tableServiceUri",
     "AzureWebJobsStorage__accountName",
     "AzureWebJobsStorage__credential",

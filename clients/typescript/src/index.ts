@@ -46,6 +46,7 @@ export function remedyFor(type: ProblemType): Remedy {
     case "urn:ahoy:problem:forbidden":
     case "urn:ahoy:problem:destination-not-permitted":
     case "urn:ahoy:problem:invalid-signature":
+    case "urn:ahoy:problem:recipient-opted-out": // they texted STOP: only START undoes it
       return "not-allowed";
     case "urn:ahoy:problem:conflict":
     case "urn:ahoy:problem:rate-limited":

@@ -372,7 +372,7 @@ export interface components {
              * Type
              * @enum {string}
              */
-            type: "urn:ahoy:problem:conflict" | "urn:ahoy:problem:destination-not-permitted" | "urn:ahoy:problem:forbidden" | "urn:ahoy:problem:invalid-signature" | "urn:ahoy:problem:malformed-json" | "urn:ahoy:problem:not-authenticated" | "urn:ahoy:problem:not-found" | "urn:ahoy:problem:payload-too-large" | "urn:ahoy:problem:rate-limited" | "urn:ahoy:problem:server-misconfigured" | "urn:ahoy:problem:service-unavailable" | "urn:ahoy:problem:unsupported-media-type" | "urn:ahoy:problem:upstream-error" | "urn:ahoy:problem:upstream-timeout" | "urn:ahoy:problem:upstream-unreachable" | "urn:ahoy:problem:validation-failed";
+            type: "urn:ahoy:problem:conflict" | "urn:ahoy:problem:destination-not-permitted" | "urn:ahoy:problem:forbidden" | "urn:ahoy:problem:invalid-signature" | "urn:ahoy:problem:malformed-json" | "urn:ahoy:problem:not-authenticated" | "urn:ahoy:problem:not-found" | "urn:ahoy:problem:payload-too-large" | "urn:ahoy:problem:rate-limited" | "urn:ahoy:problem:recipient-opted-out" | "urn:ahoy:problem:server-misconfigured" | "urn:ahoy:problem:service-unavailable" | "urn:ahoy:problem:unsupported-media-type" | "urn:ahoy:problem:upstream-error" | "urn:ahoy:problem:upstream-timeout" | "urn:ahoy:problem:upstream-unreachable" | "urn:ahoy:problem:validation-failed";
             /** Title */
             title: string;
             /** Status */
@@ -626,7 +626,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is invalid: `errors` names each one. */
+            /** @description A field is invalid (`errors` names each one), or the recipient opted out. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -767,7 +767,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is invalid: `errors` names each one. */
+            /** @description A field is invalid (`errors` names each one), or the recipient opted out. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -877,7 +877,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is invalid: `errors` names each one. */
+            /** @description A field is invalid (`errors` names each one), or the recipient opted out. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -958,7 +958,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is invalid: `errors` names each one. */
+            /** @description A field is invalid (`errors` names each one), or the recipient opted out. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1021,7 +1021,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is invalid: `errors` names each one. */
+            /** @description A field is invalid (`errors` names each one), or the recipient opted out. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1087,7 +1087,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is invalid: `errors` names each one. */
+            /** @description A field is invalid (`errors` names each one), or the recipient opted out. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1155,7 +1155,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is invalid: `errors` names each one. */
+            /** @description A field is invalid (`errors` names each one), or the recipient opted out. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1225,7 +1225,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is invalid: `errors` names each one. */
+            /** @description A field is invalid (`errors` names each one), or the recipient opted out. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1311,7 +1311,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is invalid: `errors` names each one. */
+            /** @description A field is invalid (`errors` names each one), or the recipient opted out. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1399,7 +1399,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is invalid: `errors` names each one. */
+            /** @description A field is invalid (`errors` names each one), or the recipient opted out. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1474,7 +1474,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is invalid: `errors` names each one. */
+            /** @description A field is invalid (`errors` names each one), or the recipient opted out. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1686,7 +1686,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is invalid: `errors` names each one. */
+            /** @description A field is invalid (`errors` names each one), or the recipient opted out. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1747,7 +1747,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is invalid: `errors` names each one. */
+            /** @description A field is invalid (`errors` names each one), or the recipient opted out. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1808,7 +1808,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is invalid: `errors` names each one. */
+            /** @description A field is invalid (`errors` names each one), or the recipient opted out. */
             422: {
                 headers: {
                     [name: string]: unknown;
