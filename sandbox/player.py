@@ -73,6 +73,7 @@ MESSAGE_ERRORS = {
     30006: "Landline or unreachable carrier",
     30007: "Message filtered",
     30008: "Unknown error",
+    30034: "Message from an unregistered number",
 }
 
 

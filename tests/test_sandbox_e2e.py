@@ -117,6 +117,7 @@ def test_a_call_speaks_the_sealed_message_and_completes(app: str, sandbox: Sandb
         ("undelivered", 30003, ["queued", "sent", "undelivered"]),
         ("undelivered", 30007, ["queued", "sent", "undelivered"]),
         ("failed", 30006, ["queued", "failed"]),
+        ("undelivered", 30034, ["queued", "sent", "undelivered"]),
     ],
 )
 def test_a_message_that_fails_shows_its_status_and_code_in_the_app(
@@ -128,6 +129,7 @@ def test_a_message_that_fails_shows_its_status_and_code_in_the_app(
     view = view_when(app, f"/api/messages/{sent.json()['sid']}", status)
     assert view is not None, f"the message never showed as {status}"
     assert view["errorCode"] == code
+    assert view["error"]["code"] == code  # explained (tests/test_delivery_errors.py)
     assert [h["status"] for h in view["history"]] == history
 
 

@@ -164,6 +164,16 @@ class StatusChange(BaseModel):
     at: str
 
 
+class DeliveryError(BaseModel):
+    """Why a message was not delivered, for its sender (api.core.delivery_errors)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: int = Field(description="Twilio's error code")
+    title: str = Field(description="What it means, in a sentence the app can show")
+    retryable: bool = Field(description="Whether sending again later can help")
+
+
 class Record(BaseModel):
     """A message or call of the caller's: Twilio's latest status and the ledger's."""
 
@@ -176,6 +186,9 @@ class Record(BaseModel):
     status: str | None = Field(description="Twilio's latest status")
     state: str = Field(description="pending, sent, failed or unknown")
     error_code: int | None
+    error: DeliveryError | None = Field(
+        default=None, description="What errorCode means, and whether a retry can help"
+    )
     to: str
     from_: Annotated[str | None, Field(alias="from")]
     date_created: datetime

@@ -16,8 +16,9 @@ from datetime import datetime
 from typing import Any
 
 from api.core import pages
+from api.core.delivery_errors import explain
 from api.core.errors import FieldError, NotFound, ValidationFailed
-from api.core.models import Record, RecordPage, StatusChange
+from api.core.models import DeliveryError, Record, RecordPage, StatusChange
 from api.stores import ledger
 
 # What `status` may name: Twilio's statuses of that kind, and Ahoy's own states.
@@ -99,6 +100,7 @@ def get_record(caller: str, kind: str, sid: str) -> Record:
         status=row.status,
         state=row.state,
         error_code=row.error_code,
+        error=_explained(row.error_code),
         to=row.to,
         from_=row.from_,
         date_created=row.created,
@@ -113,6 +115,7 @@ def _record(item: Mapping[str, Any]) -> Record:
         status=item.get("Status") or None,
         state=item["State"],
         error_code=item.get("ErrorCode") or None,
+        error=_explained(item.get("ErrorCode") or None),
         to=item["To"],
         from_=item.get("From") or None,
         date_created=item["Created"],
@@ -122,6 +125,13 @@ def _record(item: Mapping[str, Any]) -> Record:
         ],
         idempotency_key=item.get("Key") or None,
     )
+
+
+def _explained(code: int | None) -> DeliveryError | None:
+    explained = explain(code)
+    if explained is None:
+        return None
+    return DeliveryError(code=explained.code, title=explained.title, retryable=explained.retryable)
 
 
 def _etag(head: str | None, kind: str, query: Query) -> str:

@@ -336,6 +336,27 @@ export interface components {
             next: string | null;
         };
         /**
+         * DeliveryError
+         * @description Why a message was not delivered, for its sender (api.core.delivery_errors).
+         */
+        DeliveryError: {
+            /**
+             * Code
+             * @description Twilio's error code
+             */
+            code: number;
+            /**
+             * Title
+             * @description What it means, in a sentence the app can show
+             */
+            title: string;
+            /**
+             * Retryable
+             * @description Whether sending again later can help
+             */
+            retryable: boolean;
+        };
+        /**
          * MakeCallRequest
          * @description POST /api/makeCall: either `message` and/or `audioUrl`, or a TwiML `url`.
          */
@@ -424,6 +445,11 @@ export interface components {
             state: string;
             /** Errorcode */
             errorCode: number | null;
+            /**
+             * @description What errorCode means, and whether a retry can help
+             * @default null
+             */
+            error: components["schemas"]["DeliveryError"] | null;
             /** To */
             to: string;
             /** From */
