@@ -227,7 +227,11 @@ output AZURE_RESOURCE_GROUP string = group.name
 output AZURE_FUNCTION_APP_NAME string = app.outputs.functionAppName
 output AHOY_BASE_URL string = app.outputs.baseUrl
 output AHOY_HEALTH_URL string = '${app.outputs.baseUrl}/api/health'
-output TWILIO_VOICE_URL string = '${app.outputs.baseUrl}/api/voice'
-output TWILIO_INCOMING_CALL_URL string = '${app.outputs.baseUrl}/api/incomingCall'
-output TWILIO_INCOMING_SMS_URL string = '${app.outputs.baseUrl}/api/incomingSms'
+// Twilio's connection overrides (a URL fragment Twilio reads and never sends), as Ahoy puts
+// them on every URL it hands Twilio (api/core/urls.py: CONNECTION_OVERRIDES).
+var connectionOverrides = 'ct=3000&rt=6000&tt=14000&rc=2&rp=ct,rt,5xx'
+output TWILIO_VOICE_URL string = '${app.outputs.baseUrl}/api/voice#${connectionOverrides}'
+output TWILIO_INCOMING_CALL_URL string = '${app.outputs.baseUrl}/api/incomingCall#${connectionOverrides}'
+output TWILIO_INCOMING_SMS_URL string = '${app.outputs.baseUrl}/api/incomingSms#${connectionOverrides}'
+output TWILIO_VOICE_FALLBACK_URL string = '${app.outputs.baseUrl}/api/voiceFallback'
 output AZURE_KEY_VAULT_NAME string = app.outputs.keyVaultName

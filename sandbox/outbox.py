@@ -129,6 +129,7 @@ class Call:
     status_callback_events: set[str]
     time_limit: int
     parent_call_sid: str | None = None
+    fallback_url: str | None = None  # fetched when the call's own TwiML could not be
     direction: str = "outbound-api"
     status: str = "queued"
     duration: int | None = None

@@ -210,9 +210,24 @@ class Player:
             return Ended("completed")
         except ApplicationError as error:
             call.transcript.append(f"Application error {error.code}: {error.reason}")
+            if call.fallback_url and documents == 1:  # the call's own TwiML failed: its fallback
+                return self._fall_back(call, error, step)
             call.transcript.append("Say: We are sorry, an application error has occurred. Goodbye.")
             return Ended("completed")
         return step
+
+    def _fall_back(self, call: Call, error: ApplicationError, failed: Next | Ended) -> Ended:
+        """Twilio fetches the FallbackUrl with what failed (ErrorCode, ErrorUrl) and plays it."""
+        url = call.fallback_url or ""
+        failed_url = failed.url if isinstance(failed, Next) else ""
+        params = {"ErrorCode": str(error.code), "ErrorUrl": failed_url}
+        try:
+            outcome = self._play(call, self._fetch(call, Next(url, "POST", params)), url)
+        except ApplicationError as again:
+            call.transcript.append(f"Application error {again.code}: {again.reason}")
+            call.transcript.append("Say: We are sorry, an application error has occurred. Goodbye.")
+            return Ended("completed")
+        return outcome if isinstance(outcome, Ended) else Ended("completed")
 
     def _checkpoint(self, call: Call, seconds: float = 0) -> None:
         """Wait `seconds` of call time (scaled by step_seconds), or until UpdateCall acts."""

@@ -215,6 +215,7 @@ class Sandbox:
             status_callback_method=rest.method(form, "StatusCallbackMethod"),
             status_callback_events=set(events),
             time_limit=rest.integer(form, "TimeLimit", 14_400),
+            fallback_url=one(form, "FallbackUrl") or None,
         )
         self.outbox.add_call(call)
         threading.Thread(target=self.player.run_call, args=(call,), daemon=True).start()

@@ -52,7 +52,10 @@ class Signer:
 def signed_request(
     url: str, params: dict[str, str], signer: Signer, method: str = "POST"
 ) -> Answer:
-    """POST `params` (or GET them in the query) to `url`, signed as Twilio would sign it."""
+    """POST `params` (or GET them in the query) to `url`, signed as Twilio would sign it. A
+    fragment (Twilio's connection overrides) is read by the caller, never sent: the request,
+    and so its signature, are for the URL without it."""
+    url = url.split("#", 1)[0]
     parts = urlsplit(url)
     host = parts.hostname or ""
     if parts.scheme not in ("http", "https") or (host != "localhost" and not _is_loopback(host)):

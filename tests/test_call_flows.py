@@ -12,6 +12,7 @@ import responses
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from api.core.urls import CONNECTION_OVERRIDES
 from api.edge.app_routes import inbox
 from api.edge.twilio_routes import flow_step, incoming_call, incoming_sms
 from tests.support.func_requests import problem, request, run_twiml, signed
@@ -39,8 +40,9 @@ def step(query: str, form: list[tuple[str, str]]) -> str:
 
 
 def carried(query: str) -> str:
-    """How a flow's own parameters travel in its step URLs (XML-escaped)."""
-    return query.replace("&", "&amp;")
+    """How a flow's own parameters travel in its step URLs (XML-escaped), which end with
+    Twilio's connection overrides."""
+    return f"{query}#{CONNECTION_OVERRIDES}".replace("&", "&amp;")
 
 
 # --- golden TwiML per mode ------------------------------------------------------------------
@@ -84,7 +86,9 @@ def test_simulring_whispers_the_message() -> None:
     query = urlencode(
         {"mode": "simulring", "PhoneNumbers[0]": A, "PhoneNumbers[1]": B, "Message": "For you"}
     )
-    whisper = f"{BASE}/api/twiml?Message%5B0%5D=For+you"
+    whisper = f"{BASE}/api/twiml?Message%5B0%5D=For+you#{CONNECTION_OVERRIDES}".replace(
+        "&", "&amp;"
+    )
     assert twiml_for(query) == (
         f'{DECL}<Response><Dial action="{BASE}/api/flowStep?step=dial-done&amp;i=0&amp;'
         f'{carried(query)}" callerId="+14155550100" timeout="20">'

@@ -13,6 +13,7 @@ import azure.functions as func
 import pytest
 import responses
 
+from api.core.urls import CONNECTION_OVERRIDES
 from api.edge.app_routes import (
     delete_recording,
     get_conversation,
@@ -99,7 +100,8 @@ def next_step(element: ET.Element) -> str:
     """The path and query of a Dial's or Record's action, as Twilio would request it."""
     action = element.get("action", "")
     assert action.startswith(f"{PUBLIC_BASE_URL}/api/incomingCall?")
-    return action.removeprefix(PUBLIC_BASE_URL).removeprefix("/api/incomingCall")
+    assert action.endswith(f"#{CONNECTION_OVERRIDES}")  # never sent: Twilio reads it
+    return action.split("#")[0].removeprefix(PUBLIC_BASE_URL).removeprefix("/api/incomingCall")
 
 
 def thread(caller: str, number: str = CONTACT) -> list[dict[str, Any]]:

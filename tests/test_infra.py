@@ -285,10 +285,23 @@ def test_easy_auth_lets_twilios_anonymous_webhooks_through() -> None:
 
 
 def test_outputs_are_the_urls_to_paste_into_twilio() -> None:
-    outputs = template("main.bicep")["outputs"]
-    assert outputs["TWILIO_VOICE_URL"]["value"] == "${app.outputs.baseUrl}/api/voice"
-    assert outputs["TWILIO_INCOMING_CALL_URL"]["value"] == "${app.outputs.baseUrl}/api/incomingCall"
-    assert outputs["TWILIO_INCOMING_SMS_URL"]["value"] == "${app.outputs.baseUrl}/api/incomingSms"
+    """With the connection overrides Ahoy puts on the URLs it hands Twilio itself."""
+    from api.core.urls import CONNECTION_OVERRIDES
+
+    main = template("main.bicep")
+    outputs = main["outputs"]
+    assert main["variables"]["connectionOverrides"]["value"] == CONNECTION_OVERRIDES
+    for name, path in (
+        ("TWILIO_VOICE_URL", "/api/voice"),
+        ("TWILIO_INCOMING_CALL_URL", "/api/incomingCall"),
+        ("TWILIO_INCOMING_SMS_URL", "/api/incomingSms"),
+    ):
+        assert outputs[name]["value"] == "${app.outputs.baseUrl}" + path + "#${connectionOverrides}"
+    assert outputs["TWILIO_VOICE_FALLBACK_URL"]["value"] == (
+        "${app.outputs.baseUrl}/api/voiceFallback"
+    )
+    hook = (INFRA / "hooks" / "print-webhooks.sh").read_text()
+    assert hook.count("${TWILIO_VOICE_FALLBACK_URL:-?}") == 2
 
 
 def test_checkov_parses_every_file_and_every_failure_is_fixed_or_explained() -> None:

@@ -71,7 +71,8 @@ def test_an_allowed_twiml_host_is_passed_through(twilio: responses.RequestsMock)
     assert sent_form(twilio.calls[0]) == {
         "To": [TO],
         "From": [FROM_NUMBER],
-        "Url": [twiml_url],
+        "Url": [twiml_url],  # the owner's own server: no overrides of Ahoy's
+        "FallbackUrl": [f"{PUBLIC_BASE_URL}/api/voiceFallback"],
         "StatusCallbackEvent": ["initiated", "ringing", "answered", "completed"],
         "StatusCallbackMethod": ["POST"],
         "TimeLimit": ["600"],

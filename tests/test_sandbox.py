@@ -364,3 +364,18 @@ def test_a_reply_with_no_sms_url_says_how_to_set_one(sandbox: Sandbox) -> None:
     )
     assert answer.status_code == 400
     assert "--sms-url" in answer.json()["message"]
+
+
+def test_a_call_whose_twiml_fails_plays_its_fallback_url(
+    sandbox: Sandbox, twiml: TwimlServer
+) -> None:
+    fallback = twiml.serve("/fallback", "<Response><Say>Sorry</Say></Response>")
+    call = place(sandbox, f"{twiml.url}/missing#ct=3000&rc=2", FallbackUrl=fallback)
+    assert call.transcript == [
+        f"Application error 11200: HTTP 404 from {twiml.url}/missing#ct=3000&rc=2",
+        "Say: Sorry",
+    ]
+    [missing, (path, form, signed)] = twiml.requests
+    assert missing[0] == "/missing"  # requested without the fragment
+    assert missing[2]  # and signed over what was requested
+    assert (path, form["ErrorCode"], signed) == ("/fallback", ["11200"], True)

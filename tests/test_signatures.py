@@ -279,3 +279,67 @@ def test_a_json_webhook_signed_with_a_shared_key_checks_its_body_hash() -> None:
     assert run_twiml(good).status_code == 200
     forged = request("POST", path, body=b'{"property": "forged"}', headers=headers, caller=None)
     assert run_twiml(forged).status_code == 403
+
+
+# --- URLs with Twilio's connection overrides ------------------------------------------------
+
+
+@pytest.mark.parametrize("algorithm", [None, "HMAC_SHA256"])
+@pytest.mark.parametrize(
+    ("signed_over", "valid"),
+    [
+        ("", True),  # the URL as requested (HTTP never sends a fragment)
+        ("#ct=3000&rt=6000&tt=14000&rc=2&rp=ct,rt,5xx", True),  # as Ahoy handed it out
+        ("#ct=1000", False),  # a fragment Ahoy never hands out
+    ],
+)
+def test_a_webhook_to_a_url_with_overrides_validates_either_way_twilio_signs_it(
+    monkeypatch: pytest.MonkeyPatch, algorithm: str | None, signed_over: str, valid: bool
+) -> None:
+    from urllib.parse import urlencode
+
+    from twilio.request_validator import SIGNATURE_SETTINGS_HEADER
+    from werkzeug.datastructures import MultiDict
+
+    from api.core.errors import InvalidSignature
+    from api.core.settings import get_settings
+    from api.core.urls import CONNECTION_OVERRIDES, webhook_url
+    from tests.support.settings import reset_caches
+
+    secret = AUTH_TOKEN
+    if algorithm:
+        secret = "shared-key-secret-0123456789abcdef"
+        monkeypatch.setenv("TWILIO_WEBHOOK_SHARED_KEY", secret)
+        reset_caches()
+    handed_out = webhook_url(get_settings(), "/api/status?ref=" + "0" * 32)
+    assert handed_out.endswith(f"#{CONNECTION_OVERRIDES}")
+    requested = handed_out.split("#")[0]
+    form = [("MessageSid", "SM" + "1" * 32), ("MessageStatus", "sent")]
+    signature = RequestValidator(secret).compute_signature(
+        requested + signed_over, MultiDict(form), algorithm
+    )
+    headers = {
+        "X-Twilio-Signature": signature,
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+    if algorithm:
+        headers[SIGNATURE_SETTINGS_HEADER] = f"key=webhooks_sharedkey_0123,algorithm={algorithm}"
+    path = requested.removeprefix(PUBLIC_BASE_URL)
+    req = request("POST", path, body=urlencode(form).encode(), headers=headers, caller=None)
+    if valid:
+        verify(req)
+    else:
+        with pytest.raises(InvalidSignature):
+            verify(req)
+
+
+def test_the_voice_fallback_apologises_whoever_asks() -> None:
+    import asyncio
+
+    from api.edge.twilio_routes import voice_fallback
+
+    answer = asyncio.run(voice_fallback(request("POST", "/api/voiceFallback", caller=None)))
+    assert (answer.status_code, answer.mimetype) == (200, "text/xml")
+    assert b"<Say>Sorry, this call cannot be completed. Goodbye.</Say><Hangup />" in (
+        answer.get_body()
+    )

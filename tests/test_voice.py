@@ -190,7 +190,8 @@ def test_a_number_is_dialled_from_the_apps_number_with_a_ledger_row() -> None:
     assert xml == (
         f'{DECLARATION}<Response><Dial answerOnBridge="true" callerId="{FROM_NUMBER}">'
         '<Number statusCallback="https://ahoy.example.net/api/status?ref='
-        f'{row.ref}" statusCallbackEvent="initiated ringing answered completed" '
+        f'{row.ref}#ct=3000&amp;rt=6000&amp;tt=14000&amp;rc=2&amp;rp=ct,rt,5xx" '
+        'statusCallbackEvent="initiated ringing answered completed" '
         'statusCallbackMethod="POST">+14155551234</Number></Dial></Response>'
     )
     assert (row.caller, row.kind, row.to, row.state) == (

@@ -22,6 +22,20 @@ from urllib.parse import urlsplit
 from api.core.settings import Settings
 
 OWN_TWIML_PATH = "/api/twiml"
+# Twilio's connection overrides, as a URL fragment on every webhook URL Ahoy hands Twilio:
+# connect within 3 s (a live instance accepts at once), wait 6 s for the answer (a cold
+# start, then milliseconds of Ahoy's work), retry twice on a connect or read timeout or a 5xx
+# (every Ahoy webhook is idempotent), all within 14 s, under Twilio's 15 s.
+CONNECTION_OVERRIDES = "ct=3000&rt=6000&tt=14000&rc=2&rp=ct,rt,5xx"
+VOICE_FALLBACK_PATH = "/api/voiceFallback"
+
+
+def webhook_url(settings: Settings, path_and_query: str) -> str:
+    """The URL of one of Ahoy's webhooks, as handed to Twilio: with the connection overrides.
+    The fragment never travels in the request; see `api.edge.signatures` for the signature."""
+    return f"{settings.public_base_url}{path_and_query}#{CONNECTION_OVERRIDES}"
+
+
 _AMBIGUOUS = re.compile(r"[\\\x00-\x20\x7f]")  # where parsers disagree, or a fetcher trims
 _PRIVATE_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home.arpa", ".intranet")
 _PRIVATE_NAMES = {"localhost", "local", "internal", "lan", "home.arpa"}

@@ -14,6 +14,7 @@ forwarded headers are not to be trusted.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from urllib.parse import parse_qsl, urlsplit
 
@@ -28,6 +29,7 @@ from twilio.request_validator import (
 
 from api.core.errors import InvalidSignature
 from api.core.settings import WEBHOOK_SHARED_KEY, Settings, get_settings
+from api.core.urls import CONNECTION_OVERRIDES
 from api.edge.http import media_type
 
 log = logging.getLogger("ahoy.signatures")
@@ -57,9 +59,13 @@ def verify_twilio_request(req: func.HttpRequest) -> dict[str, str]:
         params = FormParams.parse(req.get_body())
     elif req.get_body():
         raise InvalidSignature("Twilio signs form bodies and hashed JSON bodies only.")
-    for secret in secrets:
+    # The URL as requested; else as Ahoy handed it out, with its connection overrides (HTTP
+    # never sends a fragment; Twilio's documentation here does not say which one it signs).
+    handed_out = f"{url}#{CONNECTION_OVERRIDES}"
+    for signed_url, secret in itertools.product((url, handed_out), secrets):
         try:
-            if RequestValidator(secret).validate(url, params, signature, algorithm=algorithm):
+            validator = RequestValidator(secret)
+            if validator.validate(signed_url, params, signature, algorithm=algorithm):
                 return params.first() if isinstance(params, FormParams) else {}
         except (TypeError, ValueError):  # what the validator raises on inputs it cannot sign
             break

@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
 
+from api.core.call_twiml import build_apology_twiml
 from api.edge.http import answers_problems
 from api.edge.signatures import verify_twilio_request
 from api.services.call_flows import continue_flow, render_twiml
@@ -32,6 +33,14 @@ def _twiml(body: str) -> func.HttpResponse:
 async def twiml(req: func.HttpRequest) -> func.HttpResponse:
     call = verify_twilio_request(req)
     return _twiml(render_twiml(_query(req), call))
+
+
+@bp.route(route="voiceFallback", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
+async def voice_fallback(req: func.HttpRequest) -> func.HttpResponse:
+    """What Twilio fetches when a call's own TwiML failed (its fallback URL): a short apology,
+    instead of "an application error has occurred". Static, so it works when nothing else
+    does: no settings, no storage, no signature to check (it reveals and does nothing)."""
+    return _twiml(build_apology_twiml())
 
 
 @bp.route(route="flowStep", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)

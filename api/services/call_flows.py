@@ -40,7 +40,7 @@ from api.core.call_twiml import (
 from api.core.sealing import SealRejected, unseal
 from api.core.settings import Settings, get_settings
 from api.core.text import ascii_int
-from api.core.urls import is_allowed_twiml_url
+from api.core.urls import is_allowed_twiml_url, webhook_url
 
 log = logging.getLogger("ahoy.twiml")
 
@@ -85,7 +85,7 @@ class Flow:
 
     def step_url(self, step: str, **extra: object) -> str:
         query = urlencode({"step": step, **{k: str(v) for k, v in extra.items()}})
-        return f"{self.settings.public_base_url}/api/flowStep?{query}&{self.carry}"
+        return webhook_url(self.settings, f"/api/flowStep?{query}&{self.carry}")
 
 
 def render_twiml(query: Sequence[tuple[str, str]], call: Mapping[str, str] | None = None) -> str:
@@ -396,4 +396,4 @@ def _allowed_url(url: str, settings: Settings) -> str:
 def _message_url(flow: Flow, message: str) -> str | None:
     if not message:
         return None
-    return f"{flow.settings.public_base_url}/api/twiml?{urlencode({'Message[0]': message})}"
+    return webhook_url(flow.settings, f"/api/twiml?{urlencode({'Message[0]': message})}")

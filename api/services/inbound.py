@@ -30,6 +30,7 @@ from api.core.errors import AhoyError
 from api.core.phone import DestinationPolicy, mask, parse_e164
 from api.core.sealing import SealRejected, seal, unseal
 from api.core.settings import get_settings
+from api.core.urls import webhook_url
 from api.services.call_flows import render_twiml
 from api.stores import conversations, identities, limits, opt_outs, recordings
 from api.stores.inbox import store_inbound_call, store_inbound_sms
@@ -107,9 +108,7 @@ def _step_url(step: str, owner: str) -> str:
     alterable: Twilio's signature covers the URL, the seal covers who it is for)."""
     settings = get_settings()
     sealed = seal([], caller=owner, ttl_seconds=STEP_SECONDS, key=settings.flow_key.get())
-    return (
-        f"{settings.public_base_url}/api/incomingCall?{urlencode({'step': step, 'user': sealed})}"
-    )
+    return webhook_url(settings, f"/api/incomingCall?{urlencode({'step': step, 'user': sealed})}")
 
 
 def _recipient(event: Mapping[str, str], sid: str, shape: re.Pattern[str]) -> str | None:

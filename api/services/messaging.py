@@ -14,7 +14,7 @@ from api.core.errors import FieldError, ValidationFailed
 from api.core.models import OWN_APP, MakeCallRequest, SendSmsRequest
 from api.core.phone import DestinationPolicy
 from api.core.settings import get_settings
-from api.core.urls import is_allowed_twiml_url
+from api.core.urls import VOICE_FALLBACK_PATH, is_allowed_twiml_url, webhook_url
 from api.services.sending import Send, hash_text
 from api.stores import conversations, identities, ledger, opt_outs
 from api.stores.storage import keep_trying
@@ -97,7 +97,7 @@ def make_call(caller_id: str, request: MakeCallRequest, key: str | None) -> Answ
             ttl_seconds=settings.flow_ttl_seconds,
             key=settings.flow_key.get(),
         )
-        url = f"{settings.public_base_url}/api/twiml?flow={token}"
+        url = webhook_url(settings, f"/api/twiml?flow={token}")
         if len(url) > MAX_TWILIO_URL:  # sealing grows the text: non-ASCII text up to 9 times
             raise ValidationFailed(
                 [
@@ -117,6 +117,9 @@ def make_call(caller_id: str, request: MakeCallRequest, key: str | None) -> Answ
             url=url,
             status_callback=status_callback,
             time_limit=settings.call_time_limit_seconds,
+            # Twilio speaks this when the call's TwiML cannot be fetched (a cold start past
+            # every retry): an apology, not Twilio's "an application error has occurred".
+            fallback_url=f"{settings.public_base_url}{VOICE_FALLBACK_PATH}",
         )
 
     def converse(created: Created) -> list[Callable[[], object]]:

@@ -33,6 +33,7 @@ from api.core.errors import (
 from api.core.phone import mask
 from api.core.problems import problem_for
 from api.core.settings import Settings, get_settings
+from api.core.urls import webhook_url
 from api.stores import idempotency, ledger, limits
 from api.stores.idempotency import Claim
 from api.stores.storage import at_once, keep_trying
@@ -91,7 +92,7 @@ class Send:
         if held is not None and not held.owned:
             return _settle_earlier(held)
         try:
-            created = create(f"{settings.public_base_url}/api/status?ref={row.ref}")
+            created = create(webhook_url(settings, f"/api/status?ref={row.ref}"))
         except AhoyError as error:
             _record_failure(row, error)
             raise

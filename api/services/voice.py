@@ -25,6 +25,7 @@ from api.core.call_twiml import (
 from api.core.errors import AhoyError
 from api.core.phone import DestinationPolicy, mask, parse_e164
 from api.core.settings import Settings, get_settings
+from api.core.urls import webhook_url
 from api.services.sending import admit
 from api.stores import conversations, identities, ledger
 
@@ -62,7 +63,7 @@ def render_voice(form: Mapping[str, str]) -> str:
     return build_number_dial_twiml(
         number,
         caller_id=settings.twilio_from_number,
-        status_callback=f"{settings.public_base_url}/api/status?ref={ref}",
+        status_callback=webhook_url(settings, f"/api/status?ref={ref}"),
     )
 
 
@@ -85,7 +86,7 @@ def _call_user(caller_id: str, callee_id: str, settings: Settings) -> str:
         callee[0],
         caller_name=me[1] if me else caller_id,
         caller_id=caller_id,
-        status_callback=f"{settings.public_base_url}/api/status?ref={row.ref}",
+        status_callback=webhook_url(settings, f"/api/status?ref={row.ref}"),
     )
 
 

@@ -123,13 +123,22 @@ class TwilioService:
         return _created(message, message.from_)
 
     def make_call(
-        self, *, to: str, from_: str, url: str, status_callback: str, time_limit: int
+        self,
+        *,
+        to: str,
+        from_: str,
+        url: str,
+        status_callback: str,
+        time_limit: int,
+        fallback_url: str | None = None,
     ) -> Created:
+        extra = {} if fallback_url is None else {"fallback_url": fallback_url}
         with _translated_errors("call"):
             call = self._client.api.v2010.account.calls.create(
                 to=to,
                 from_=from_,
                 url=url,
+                **extra,
                 status_callback=status_callback,
                 status_callback_event=CALL_STATUS_EVENTS,
                 status_callback_method="POST",

@@ -71,7 +71,11 @@ def signed(
     return request(method, path, body=body, headers=headers, caller=None)
 
 
-STATUS_CALLBACK = re.compile(re.escape(PUBLIC_BASE_URL) + r"/api/status\?ref=[0-9a-f]{32}")
+# Ahoy's status callback URL, with Twilio's connection overrides (api.core.urls)
+STATUS_CALLBACK = re.compile(
+    re.escape(PUBLIC_BASE_URL)
+    + r"/api/status\?ref=[0-9a-f]{32}#ct=3000&rt=6000&tt=14000&rc=2&rp=ct,rt,5xx"
+)
 
 
 def sent_form(call: Any) -> dict[str, list[str]]:
