@@ -81,6 +81,7 @@ class Message:
     updated: datetime = field(default_factory=now)
     sent: datetime | None = None
     history: list[dict[str, str]] = field(default_factory=list)
+    send_at: datetime | None = None  # a scheduled message: sent then, by the sandbox's clock
 
     @property
     def uri(self) -> str:

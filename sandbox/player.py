@@ -126,22 +126,28 @@ class Player:
                 with self.outbox.lock:
                     message.error_code, message.error_message = code, MESSAGE_ERRORS.get(code)
             self.outbox.move(message, status)
-            if message.status_callback:
-                params = {
-                    "MessageSid": message.sid,
-                    "SmsSid": message.sid,
-                    "AccountSid": self.account_sid,
-                    "From": message.from_ or "",
-                    "To": message.to,
-                    "MessageStatus": status,
-                    "SmsStatus": status,
-                    "ApiVersion": API_VERSION,
-                }
-                if message.messaging_service_sid:
-                    params["MessagingServiceSid"] = message.messaging_service_sid
-                if failed and code:
-                    params["ErrorCode"] = str(code)
-                self._post(message.status_callback, params, message.status_callback_method)
+            self.report(message, status, code if failed else None)
+
+    def report(self, message: Message, status: str, code: int | None = None) -> None:
+        """Post `status` to the message's StatusCallback, as Twilio does (with its ErrorCode
+        when it failed)."""
+        if not message.status_callback:
+            return
+        params = {
+            "MessageSid": message.sid,
+            "SmsSid": message.sid,
+            "AccountSid": self.account_sid,
+            "From": message.from_ or "",
+            "To": message.to,
+            "MessageStatus": status,
+            "SmsStatus": status,
+            "ApiVersion": API_VERSION,
+        }
+        if message.messaging_service_sid:
+            params["MessagingServiceSid"] = message.messaging_service_sid
+        if code:
+            params["ErrorCode"] = str(code)
+        self._post(message.status_callback, params, message.status_callback_method)
 
     # --- calls -------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -288,3 +288,34 @@ def check_call_request(form: Form, owned: frozenset[str]) -> None:
 
 def resource_path(account: str, kind: str) -> str:
     return f"/{API_VERSION}/Accounts/{account}/{kind}.json"
+
+
+SCHEDULE_WINDOW = (timedelta(seconds=900), timedelta(days=35))  # Twilio's, inclusive
+
+
+def schedule(form: Form, now: datetime) -> datetime | None:
+    """When a scheduled message is to be sent (ScheduleType=fixed), checked as Twilio checks
+    it: SendAt present (35111), a Messaging Service (35118), 15 minutes to 35 days ahead
+    (35114)."""
+    kind = choice(form, "ScheduleType", {"fixed"})
+    if kind is None:
+        return None
+    raw = one(form, "SendAt")
+    if not raw:
+        raise ApiError(400, 35111, "SendAt timestamp is missing.")
+    if not one(form, "MessagingServiceSid"):
+        raise ApiError(400, 35118, "MessagingServiceSid is required to schedule a message.")
+    try:
+        send_at = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise invalid("SendAt", raw) from None
+    if send_at.tzinfo is None:
+        raise invalid("SendAt", raw)
+    if not SCHEDULE_WINDOW[0] <= send_at - now <= SCHEDULE_WINDOW[1]:
+        raise ApiError(
+            400,
+            35114,
+            "SendAt time must be between 900 seconds and 35 days (3024000 seconds) in the "
+            "future, inclusive.",
+        )
+    return send_at

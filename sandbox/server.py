@@ -18,6 +18,8 @@ The sandbox's own:
                                fetches the number's voice URL and plays the call
   POST /sandbox/client-calls   {"identity": "…", "to": "…"}: the app of that Voice SDK identity
                                places a call; the sandbox fetches the TwiML App's voice URL
+  POST /sandbox/clock          {"advance": seconds}: moves the sandbox's clock on (scheduled
+                               messages fall due by it; the page shows it)
   POST /sandbox/clients        {"identity": "…", "answers": [false, true]}: whether the app of
                                that Voice SDK identity answers its next rings (it does, unless told)
 Recordings, as Twilio's media (basic auth with the account's credentials):
@@ -36,6 +38,7 @@ import re
 import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.resources import files
 from typing import Any
@@ -52,6 +55,7 @@ from sandbox.outbox import (
     num_segments,
     silent_mp3,
 )
+from sandbox.outbox import now as outbox_now
 from sandbox.player import MESSAGE_ERRORS, Player
 from sandbox.rest import ApiError, Form, one
 from sandbox.webhooks import Signer, signed_request
@@ -74,6 +78,7 @@ _OWN_POSTS = {
     "/sandbox/incoming-calls",
     "/sandbox/clients",
     "/sandbox/client-calls",
+    "/sandbox/clock",
 }
 _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 FATES = {"message": {"undelivered", "failed"}, "call": {"busy", "no-answer", "failed"}}
@@ -145,6 +150,9 @@ class Sandbox:
         self.thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
+        self.clock_offset = 0.0
+        self._stopped = threading.Event()
+        self._scheduler = threading.Thread(target=self._schedule_loop, daemon=True)
 
     @property
     def url(self) -> str:
@@ -152,9 +160,11 @@ class Sandbox:
 
     def start(self) -> Sandbox:
         self.thread.start()
+        self._scheduler.start()
         return self
 
     def stop(self) -> None:
+        self._stopped.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -165,6 +175,7 @@ class Sandbox:
         service = one(form, "MessagingServiceSid")
         from_ = one(form, "From") or None
         media = form.get("MediaUrl", [])
+        send_at = rest.schedule(form, self.now())
         message = Message(
             sid=new_sid("MM" if media else "SM"),
             account_sid=self.account.sid,
@@ -174,16 +185,52 @@ class Sandbox:
             messaging_service_sid=service,
             media_urls=media,
             status_callback=one(form, "StatusCallback"),
-            status="accepted" if service and not from_ else "queued",
+            status="scheduled" if send_at else "accepted" if service and not from_ else "queued",
+            send_at=send_at,
         )
         self.outbox.add_message(message)
-        self._start_delivery(message)
+        if send_at is None:
+            self._start_delivery(message)
         return message
+
+    def now(self) -> datetime:
+        """The sandbox's clock: real time, moved on by POST /sandbox/clock."""
+        return outbox_now() + timedelta(seconds=self.clock_offset)
+
+    def advance(self, data: dict[str, Any]) -> dict[str, Any]:
+        seconds = data.get("advance")
+        if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds < 0:
+            raise ValueError("advance: seconds, 0 or more")
+        with self.outbox.lock:
+            self.clock_offset += float(seconds)
+        self._send_due()
+        return {"now": self.now().isoformat()}
+
+    def _send_due(self) -> None:
+        """Scheduled messages whose time has come go out: queued, sending, sent, delivered."""
+        now = self.now()
+        with self.outbox.lock:
+            due = [
+                m
+                for m in self.outbox.messages.values()
+                if m.status == "scheduled" and m.send_at is not None and m.send_at <= now
+            ]
+        for message in due:
+            self.outbox.move(message, "accepted")
+            self._start_delivery(message)
+
+    def _schedule_loop(self) -> None:
+        while not self._stopped.wait(0.05):
+            self._send_due()
 
     def update_message(self, message: Message, form: Form) -> Message:
         body, status = one(form, "Body"), rest.choice(form, "Status", {"canceled"})
         if status == "canceled":
-            raise ApiError(400, 30409, "Message is not scheduled and cannot be canceled.")
+            if message.status != "scheduled":
+                raise ApiError(400, 30409, "Message is not scheduled and cannot be canceled.")
+            self.outbox.move(message, "canceled")
+            self.player.report(message, "canceled")
+            return message
         if body is not None:
             if body != "":
                 raise ApiError(400, 20001, "Body may only be set to '' (to redact it).")
@@ -447,6 +494,9 @@ def _handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
                     return
                 if path == "/sandbox/client-calls":
                     self._json(201, sandbox.client_call(data))
+                    return
+                if path == "/sandbox/clock":
+                    self._json(200, sandbox.advance(data))
                     return
                 if path == "/sandbox/clients":
                     sandbox.set_client_answers(data)

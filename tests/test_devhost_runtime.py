@@ -158,7 +158,7 @@ def test_the_pinned_runtime_indexes_ahoy_with_the_routes_the_readme_lists() -> N
     assert result.returncode == 0, result.stderr
     served = set(re.findall(r"^  (\S+)\s+(/api/\S+)  \[(\w+)\]", result.stdout, re.MULTILINE))
     assert served == readme_routes()
-    assert len(served) == 29
+    assert len(served) == 30
     assert "timerTrigger: retention" in result.stdout
     assert "warmupTrigger: warmup" in result.stdout
 

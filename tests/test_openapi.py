@@ -44,7 +44,7 @@ def test_it_is_openapi_3_1_with_the_app_facing_routes() -> None:
     operation_ids = [
         operation["operationId"] for path in doc["paths"].values() for operation in path.values()
     ]
-    assert len(set(operation_ids)) == len(operation_ids) == 17
+    assert len(set(operation_ids)) == len(operation_ids) == 18
     assert {"sendSms", "makeCall", "getMessage", "getCall"} <= set(operation_ids)
 
 
@@ -61,7 +61,7 @@ def test_what_a_client_may_leave_out_is_optional_with_no_default() -> None:
 def test_request_schemas_are_the_models_with_their_wire_names() -> None:
     schemas = document()["components"]["schemas"]
     sms = schemas["SendSmsRequest"]
-    assert set(sms["properties"]) == {"to", "body", "from", "mediaUrl"}
+    assert set(sms["properties"]) == {"to", "body", "from", "mediaUrl", "sendAt"}
     assert sms["required"] == ["to", "body"]
     assert sms["additionalProperties"] is False
     assert schemas["MakeCallRequest"]["properties"]["loop"]["maximum"] == 10

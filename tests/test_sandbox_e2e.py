@@ -623,3 +623,39 @@ def test_stop_from_the_sandbox_stops_sends_and_start_lets_them_through(
     contact_texts("START")
     assert app_post(app, "/api/sendSms", {"to": contact, "body": "welcome back"}).status_code == 201
     assert sent_to_contact() == 1
+
+
+def test_a_scheduled_message_goes_at_its_time_and_a_canceled_one_never(
+    sandbox: Sandbox, azurite: Azurite, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    host = start_app(sandbox, azurite, tmp_path, TWILIO_MESSAGING_SERVICE_SID="MG" + "4" * 32)
+    try:
+        at = (datetime.now(UTC) + timedelta(minutes=20)).isoformat()
+        kept = app_post(
+            host.url, "/api/sendSms", {"to": "+14155550165", "body": "later", "sendAt": at}
+        )
+        dropped = app_post(
+            host.url, "/api/sendSms", {"to": "+14155550166", "body": "no", "sendAt": at}
+        )
+        assert kept.json()["status"] == dropped.json()["status"] == "scheduled"
+        too_soon = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
+        early = app_post(
+            host.url, "/api/sendSms", {"to": "+14155550167", "body": "x", "sendAt": too_soon}
+        )
+        assert early.status_code == 422  # Ahoy's window, before Twilio is asked
+        canceled = requests.delete(
+            f"{host.url}/api/messages/{dropped.json()['sid']}", headers=KEY, timeout=10
+        )
+        assert (canceled.status_code, canceled.json()["status"]) == (200, "canceled")
+
+        requests.post(f"{sandbox.url}/sandbox/clock", json={"advance": 10 * 60}, timeout=10)
+        assert sandbox.outbox.messages[kept.json()["sid"]].status == "scheduled"  # not yet
+        requests.post(f"{sandbox.url}/sandbox/clock", json={"advance": 11 * 60}, timeout=10)
+        view = view_when(host.url, f"/api/messages/{kept.json()['sid']}", "delivered")
+        assert view is not None, "the scheduled message was never delivered"
+        assert view["history"][0]["status"] == "scheduled"
+        assert sandbox.outbox.messages[dropped.json()["sid"]].status == "canceled"
+    finally:
+        host.stop()  # the sandbox's clock stays 21 minutes on: only schedules read it

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -95,6 +96,14 @@ class SendSmsRequest(_Contract):
     ]
     from_: Annotated[PhoneNumber | None, Field(alias="from")] = None
     media_url: Annotated[list[MediaUrl], Field(max_length=10)] = []
+    send_at: Annotated[
+        AwareDatetime | None,
+        Field(
+            description="Schedule it: an RFC 3339 time with an offset, 15 minutes to 35 days "
+            "ahead. Needs the app's Messaging Service (TWILIO_MESSAGING_SERVICE_SID); leave "
+            "`from` out. Left out: sent now."
+        ),
+    ] = None
 
 
 class MakeCallRequest(_Contract):

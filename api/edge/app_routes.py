@@ -84,6 +84,16 @@ def get_message(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(history.get_record(caller.id, "sms", req.route_params["sid"]))
 
 
+@bp.route(route="messages/{sid}", methods=["DELETE"], auth_level=func.AuthLevel.ANONYMOUS)
+@answers_problems
+def cancel_message(req: func.HttpRequest) -> func.HttpResponse:
+    """Cancel a scheduled message of the caller's."""
+    from api.services import messaging
+
+    caller = authenticate(req)
+    return json_response(messaging.cancel_message(caller.id, req.route_params["sid"]))
+
+
 @bp.route(route="calls/{sid}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @answers_problems
 def get_call(req: func.HttpRequest) -> func.HttpResponse:

@@ -45,7 +45,8 @@ PROBLEMS = {
     403: "Not allowed: a destination the policy refuses, a route this caller may not use, or "
     "an expired or altered signed link.",
     404: "Not found, or not the caller's own.",
-    409: "The Idempotency-Key is in flight, or its first request's outcome is not known yet.",
+    409: "The Idempotency-Key is in flight, or its first request's outcome is not known yet; "
+    "or the message is no longer scheduled.",
     413: "The body is too large.",
     415: "The body is not application/json.",
     422: "A field is invalid (`errors` names each one), or the recipient opted out.",
@@ -109,21 +110,22 @@ def _send(operation_id: str, summary: str, request: type[BaseModel]) -> dict[str
     }
 
 
+_SID = {
+    "name": "sid",
+    "in": "path",
+    "required": True,
+    "description": "Twilio's SID, as the send's answer gave it.",
+    "schema": {"type": "string"},
+}
+
+
 def _record(operation_id: str, summary: str) -> dict[str, Any]:
     return {
         "get": {
             "operationId": operation_id,
             "summary": summary,
             "security": _CALLER,
-            "parameters": [
-                {
-                    "name": "sid",
-                    "in": "path",
-                    "required": True,
-                    "description": "Twilio's SID, as the send's answer gave it.",
-                    "schema": {"type": "string"},
-                }
-            ],
+            "parameters": [_SID],
             "responses": {
                 "200": {
                     "description": "the caller's own record",
@@ -426,9 +428,26 @@ def openapi_document() -> dict[str, Any]:
                 }
             },
             **_recordings(),
-            "/api/messages/{sid}": _record(
-                "getMessage", "A message's status, as Twilio reported it"
-            ),
+            "/api/messages/{sid}": {
+                **_record("getMessage", "A message's status, as Twilio reported it"),
+                "delete": {
+                    "operationId": "cancelMessage",
+                    "summary": "Cancel a scheduled message (Twilio never sends it)",
+                    "security": _CALLER,
+                    "parameters": [_SID],
+                    "responses": {
+                        "200": {
+                            "description": "canceled: the message as it is now",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": _REF.format(model="Record")}
+                                }
+                            },
+                        },
+                        **_problems(401, 404, 409, 500, 502, 503, 504),
+                    },
+                },
+            },
             "/api/calls/{sid}": _record("getCall", "A call's status, as Twilio reported it"),
             "/api/inbox": {
                 "get": {

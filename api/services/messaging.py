@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 
 from api.core import clock, sealing
 from api.core.answers import Answer
 from api.core.call_twiml import message_params
-from api.core.errors import FieldError, ValidationFailed
-from api.core.models import OWN_APP, MakeCallRequest, SendSmsRequest
+from api.core.errors import ConfigurationError, Conflict, FieldError, NotFound, ValidationFailed
+from api.core.models import OWN_APP, MakeCallRequest, Record, SendSmsRequest
 from api.core.phone import DestinationPolicy
-from api.core.settings import get_settings
+from api.core.settings import Settings, get_settings
 from api.core.urls import VOICE_FALLBACK_PATH, is_allowed_twiml_url, webhook_url
+from api.services.history import get_record
 from api.services.sending import Send, hash_text
 from api.stores import conversations, identities, ledger, opt_outs
 from api.stores.storage import keep_trying
@@ -24,6 +26,7 @@ log = logging.getLogger("ahoy.messaging")
 
 MAX_TWILIO_URL = 4000  # the longest Url Twilio's Calls API takes
 OPTED_OUT = 21610  # Twilio: the recipient has unsubscribed from this sender
+SCHEDULE_MIN, SCHEDULE_MAX = timedelta(minutes=15), timedelta(days=35)  # Twilio's window
 
 
 def send_sms(caller_id: str, request: SendSmsRequest, key: str | None) -> Answer:
@@ -34,6 +37,8 @@ def send_sms(caller_id: str, request: SendSmsRequest, key: str | None) -> Answer
             [FieldError("from", "must be this app's number (TWILIO_FROM_NUMBER) or left out")]
         )
     DestinationPolicy.from_settings(settings).check(request.to)
+    if request.send_at is not None:
+        _check_schedule(request, settings)
     service_sid = settings.twilio_messaging_service_sid if request.from_ is None else None
     from_ = None if service_sid else settings.twilio_from_number
     row = ledger.new_row(
@@ -48,6 +53,7 @@ def send_sms(caller_id: str, request: SendSmsRequest, key: str | None) -> Answer
             messaging_service_sid=service_sid,
             media_urls=list(request.media_url),
             status_callback=status_callback,
+            send_at=request.send_at,
         )
 
     thread: list[conversations.Thread] = []
@@ -71,6 +77,35 @@ def send_sms(caller_id: str, request: SendSmsRequest, key: str | None) -> Answer
         if refused.code == OPTED_OUT:  # Twilio knew first (its own STOP list): keep it too
             keep_trying(lambda: opt_outs.mark(request.to, "Twilio 21610"), "an opt-out")
         raise
+
+
+def _check_schedule(request: SendSmsRequest, settings: Settings) -> None:
+    """A scheduled message goes through the Messaging Service (Twilio schedules only there),
+    15 minutes to 35 days ahead (Twilio's window)."""
+    if settings.twilio_messaging_service_sid is None:
+        raise ConfigurationError(
+            "Scheduled messages need this app's Messaging Service.",
+            settings=["TWILIO_MESSAGING_SERVICE_SID"],
+        )
+    if request.from_ is not None:
+        raise ValidationFailed(
+            [FieldError("from", "is the Messaging Service's to choose for a scheduled message")]
+        )
+    ahead = request.send_at - clock.now() if request.send_at else timedelta(0)
+    if not SCHEDULE_MIN <= ahead <= SCHEDULE_MAX:
+        raise ValidationFailed([FieldError("sendAt", "must be 15 minutes to 35 days from now")])
+
+
+def cancel_message(caller_id: str, sid: str) -> Record:
+    """Cancel a scheduled message of the caller's: Twilio never sends it."""
+    row = ledger.find_by_sid(caller_id, sid)
+    if row is None or row.kind != "sms":
+        raise NotFound(f"No message {sid} of yours.")
+    if row.status != "scheduled":
+        raise Conflict("Only a scheduled message can be canceled; this one is not (any more).")
+    get_twilio_service().cancel_message(sid)
+    ledger.record_status(row.ref, sid=sid, status="canceled")
+    return get_record(caller_id, "sms", sid)
 
 
 def make_call(caller_id: str, request: MakeCallRequest, key: str | None) -> Answer:

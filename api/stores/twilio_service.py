@@ -25,6 +25,7 @@ from api.core import root
 from api.core.errors import (
     AhoyError,
     ConfigurationError,
+    Conflict,
     FieldError,
     NotFound,
     ServiceUnavailable,
@@ -41,6 +42,7 @@ log = logging.getLogger("ahoy.twilio")
 CONNECT_TIMEOUT_SECONDS = 3.05
 READ_TIMEOUT_SECONDS = 10.0
 MEDIA_TIMEOUT_SECONDS = 20.0  # a voicemail's MP3 is at most a few MB
+NOT_CANCELABLE = 30409  # Twilio: the message is not scheduled (sent already, or canceled)
 
 _TRIAL = (
     "is not verified: a trial Twilio account can only reach verified numbers. "
@@ -108,8 +110,12 @@ class TwilioService:
         messaging_service_sid: str | None,
         media_urls: list[str],
         status_callback: str | None,
+        send_at: datetime | None = None,
     ) -> Created:
         params: dict[str, object] = {"to": to, "body": body}
+        if send_at is not None:  # Twilio holds it until then (a Messaging Service only)
+            params["schedule_type"] = "fixed"
+            params["send_at"] = send_at
         if status_callback is not None:
             params["status_callback"] = status_callback
         if from_ is not None:
@@ -145,6 +151,18 @@ class TwilioService:
                 time_limit=time_limit,
             )
         return _created(call, call._from)  # twilio-python names it `_from` on calls
+
+    def cancel_message(self, sid: str) -> None:
+        """Cancel a scheduled message; Conflict when Twilio says it is no longer scheduled."""
+        with _translated_errors("sms"):
+            try:
+                self._client.api.v2010.account.messages(sid).update(status="canceled")
+            except TwilioRestException as exc:
+                if exc.code == NOT_CANCELABLE:
+                    raise Conflict(
+                        "The message is no longer scheduled: it was not canceled."
+                    ) from None
+                raise
 
     def fetch_recording(self, sid: str) -> bytes:
         """A recording's audio (MP3), fetched with the account's credentials (Twilio enforces

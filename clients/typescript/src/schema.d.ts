@@ -186,7 +186,8 @@ export interface paths {
         get: operations["getMessage"];
         put?: never;
         post?: never;
-        delete?: never;
+        /** Cancel a scheduled message (Twilio never sends it) */
+        delete: operations["cancelMessage"];
         options?: never;
         head?: never;
         patch?: never;
@@ -529,6 +530,11 @@ export interface components {
             from?: string | null;
             /** Mediaurl */
             mediaUrl?: string[];
+            /**
+             * Sendat
+             * @description Schedule it: an RFC 3339 time with an offset, 15 minutes to 35 days ahead. Needs the app's Messaging Service (TWILIO_MESSAGING_SERVICE_SID); leave `from` out. Left out: sent now.
+             */
+            sendAt?: string | null;
         };
         /** StatusChange */
         StatusChange: {
@@ -623,7 +629,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The Idempotency-Key is in flight, or its first request's outcome is not known yet. */
+            /** @description The Idempotency-Key is in flight, or its first request's outcome is not known yet; or the message is no longer scheduled. */
             409: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -764,7 +770,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The Idempotency-Key is in flight, or its first request's outcome is not known yet. */
+            /** @description The Idempotency-Key is in flight, or its first request's outcome is not known yet; or the message is no longer scheduled. */
             409: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1602,6 +1608,96 @@ export interface operations {
                 headers: {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    cancelMessage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Twilio's SID, as the send's answer gave it. */
+                sid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description canceled: the message as it is now */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Record"];
+                };
+            };
+            /** @description No valid caller: sign in (a bearer token, or Easy Auth), or the function key is missing. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or not the caller's own. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The Idempotency-Key is in flight, or its first request's outcome is not known yet; or the message is no longer scheduled. */
+            409: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Ahoy is misconfigured: `settings` names the app settings to fix. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Twilio failed, or refused with an error of its own. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Storage, Twilio or the identity provider is unavailable, or the daily cap is spent. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Twilio did not answer in time: the outcome is unknown; retry with the same key. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
