@@ -117,17 +117,18 @@ def admit(
         (lambda: idempotency.claim(key, row)) if key else (lambda: ledger.insert(row))
     )
     # consume uses at_once itself: it goes first, in this thread (see at_once).
+    checks = [check] if check else []
     results = at_once(
         [
             lambda: limits.consume(row.caller, row.to, settings),
             record,
-            check or (lambda: None),
+            *checks,
             *([also] if also else []),
         ]
     )
     limited = cast("list[limits.Window] | AhoyError", results[0])
     recorded = cast("Claim | AhoyError | None", results[1])
-    refused = results[2] if isinstance(results[2], AhoyError) else None
+    refused = next((r for r in results[2 : 2 + len(checks)] if isinstance(r, AhoyError)), None)
     taken = limited if isinstance(limited, list) else []
     if isinstance(recorded, AhoyError) or (recorded is not None and not recorded.owned):
         keep_trying(lambda: limits.give_back(taken), "giving back the limits")
