@@ -16,6 +16,7 @@ import responses
 
 from tests.support.azurite import Azurite
 from tests.support.devhost_process import DevHost, devhost_settings
+from tests.support.fleet import connection_string
 from tests.support.jwks_server import AUDIENCE, ISSUER, Issuer, running_issuer
 from tests.support.polling import eventually
 from tests.support.settings import (
@@ -25,6 +26,7 @@ from tests.support.settings import (
     OPTIONAL_SETTINGS,
     reset_caches,
 )
+from tests.support.storage_proxy import StorageProxy
 from tests.support.tables import background_retries_running
 from tests.support.twilio_standin import TwilioStandIn
 
@@ -116,6 +118,18 @@ def twilio(storage: str, azurite: Azurite) -> Iterator[responses.RequestsMock]:
     with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
         mock.add_passthru(f"http://127.0.0.1:{azurite.port}")
         yield mock
+
+
+@pytest.fixture
+def proxy(
+    storage: str, azurite: Azurite, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[StorageProxy]:
+    """This test's tables, reached through a proxy the test can cut or count."""
+    server = StorageProxy(f"http://127.0.0.1:{azurite.port}", delay=0).start()
+    monkeypatch.setenv("AzureWebJobsStorage", connection_string(server.url))
+    reset_caches()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

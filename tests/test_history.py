@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -17,11 +16,9 @@ from api.core import clock
 from api.edge.app_routes import list_calls, list_messages, make_call, send_sms
 from api.edge.twilio_routes import status
 from api.stores import ledger
-from tests.support.azurite import Azurite
 from tests.support.clock import at
-from tests.support.fleet import connection_string
 from tests.support.func_requests import problem, request, signed
-from tests.support.settings import CALLS_URL, MESSAGES_URL, reset_caches
+from tests.support.settings import CALLS_URL, MESSAGES_URL
 from tests.support.storage_proxy import StorageProxy
 from tests.support.tables import ledger_rows
 from tests.support.twilio_api import twilio_call, twilio_message
@@ -188,25 +185,14 @@ def test_an_unchanged_history_is_304_and_any_change_gives_a_new_etag(
     assert listed(headers={"If-None-Match": etag}).status_code == 200
 
 
-@pytest.fixture
-def counted(
-    storage: str, azurite: Azurite, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[StorageProxy]:
-    server = StorageProxy(f"http://127.0.0.1:{azurite.port}", delay=0).start()
-    monkeypatch.setenv("AzureWebJobsStorage", connection_string(server.url))
-    reset_caches()
-    yield server
-    server.stop()
-
-
-def test_a_304_reads_one_row_and_nothing_else(counted: StorageProxy) -> None:
+def test_a_304_reads_one_row_and_nothing_else(proxy: StorageProxy) -> None:
     with responses.RequestsMock() as twilio:
-        twilio.add_passthru(counted.url)
+        twilio.add_passthru(proxy.url)
         send(twilio, 0)
     etag = listed().headers["ETag"]
-    before = len(counted.exchanges)
+    before = len(proxy.exchanges)
     assert listed(headers={"If-None-Match": f'W/"other", {etag}'}).status_code == 304
-    reads = counted.exchanges[before:]
+    reads = proxy.exchanges[before:]
     assert [(r.method, r.path.split("(")[-1]) for r in reads] == [
         ("GET", f"PartitionKey='{ledger.caller_partition('user-1')}',RowKey='head-sms')")
     ]

@@ -21,7 +21,6 @@ from api.edge.app_routes import send_sms
 from api.stores import idempotency, ledger
 from tests.support.azurite import Azurite
 from tests.support.clock import later
-from tests.support.fleet import connection_string
 from tests.support.func_requests import problem, request
 from tests.support.polling import eventually
 from tests.support.settings import FROM_NUMBER, MESSAGES_URL, reset_caches
@@ -31,18 +30,6 @@ from tests.support.twilio_api import twilio_message
 
 BODY = {"to": "+14155551234", "body": "ahoy hoy"}
 SID = "SM" + "a" * 32
-
-
-@pytest.fixture
-def proxy(
-    storage: str, azurite: Azurite, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[StorageProxy]:
-    """This test's tables, reached through a proxy the test can cut."""
-    server = StorageProxy(f"http://127.0.0.1:{azurite.port}", delay=0).start()
-    monkeypatch.setenv("AzureWebJobsStorage", connection_string(server.url))
-    reset_caches()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ from api.core import clock, pages
 from api.core.errors import NotFound
 from api.core.phone import mask
 from api.core.settings import Settings
+from api.stores import ledger
 from api.stores.storage import (
     Expiry,
     ResourceModifiedError,
@@ -50,7 +51,6 @@ log = logging.getLogger("ahoy.conversations")
 TABLE = "conversations"
 ROUTES = "routes"
 THREAD, RECENT, MESSAGE, SEEN = "thread-", "recent-", "msg-", "seen-"
-PARTITION_CHARS = 16
 MAX_BODY = 1600
 _TICK = timedelta(milliseconds=1)
 
@@ -70,7 +70,8 @@ def expiries(now: datetime, settings: Settings) -> list[Expiry]:
 
 
 def partition_of(caller: str) -> str:
-    return key_of(caller)[:PARTITION_CHARS]
+    """The caller's partition: the ledger's (one hash of the caller id for every store)."""
+    return ledger.caller_partition(caller)
 
 
 def _number_key(number: str) -> str:
